@@ -1,0 +1,44 @@
+# The two commands: `make reproduce` (whole DAG at the laptop scale, figures, report) and
+# `make test`. Each target creates .venv when it is missing; every pip call uses constraints.txt,
+# which pins the CPU torch wheel (an unconstrained resolve pulls a multi-GB CUDA build).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.installed
+SCALE ?= laptop
+EXP ?=
+SMK := $(VENV)/bin/snakemake --config scale=$(SCALE) $(if $(EXP),only=$(EXP))
+
+.PHONY: reproduce test lint format bench dry-run clean-results
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+reproduce: $(STAMP)
+	$(SMK)
+
+dry-run: $(STAMP)
+	$(SMK) -n
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lib tests bench experiments
+	$(VENV)/bin/ruff format --check lib tests bench experiments
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format lib tests bench experiments
+	$(VENV)/bin/ruff check --fix lib tests bench experiments
+
+bench: $(STAMP)
+	$(PY) bench/step_time.py
+
+clean-results:
+	rm -rf results data/grokking paper/figures/grokking .snakemake

@@ -1,0 +1,29 @@
+# alignlab: one DAG for every experiment.
+#   snakemake -n                        plan the laptop scale
+#   snakemake --config scale=smoke      the whole DAG on tiny settings
+#   snakemake --config only=grokking    one experiment
+# Each experiments/<name>/rules.smk loads and validates its own config (so a bad config stops
+# before any work, naming the key) and registers its final targets in TARGETS.
+from pathlib import Path
+
+from alignlab.provenance import code_version
+
+SCALE = config.get("scale", "laptop")
+ONLY = [name for name in str(config.get("only", "")).split(",") if name]
+# A hash of lib/alignlab's sources: a param of every rule that runs library code, so that a
+# change to the library reruns what depends on it.
+CODE_VERSION = code_version()
+ROOT = Path(workflow.basedir)
+TARGETS = {}  # experiment name -> list of final outputs
+
+
+rule all:
+    default_target: True
+    localrule: True
+    input:
+        lambda wc: [path for name, paths in TARGETS.items() if not ONLY or name in ONLY for path in paths],
+
+
+for rules_file in sorted((ROOT / "experiments").glob("*/rules.smk")):
+
+    include: rules_file

@@ -1,0 +1,139 @@
+# Grokking on modular addition (Nanda et al. 2023): dataset -> train -> measures -> figures.
+from alignlab.config import expand_runs, load_experiment
+from alignlab.grokking import dataset_id, dataset_spec
+
+GROK = load_experiment(ROOT / "experiments/grokking", SCALE)
+GROK_RUNS = expand_runs(GROK)
+GROK_DATASETS = {dataset_id(run): dataset_spec(run) for run in GROK_RUNS.values()}
+GROK_ANALYSIS = GROK.get("analysis", {})
+GROK_OUT = f"results/grokking/{SCALE}"
+GROK_FIGS = "paper/figures/grokking"
+GROK_FIGURES = ["losses", "gini_norm", "spectrum"]
+
+TARGETS["grokking"] = expand(f"{GROK_FIGS}/{{fig}}.{{ext}}", fig=GROK_FIGURES, ext=["pdf", "png"]) + [
+    f"{GROK_OUT}/phases.parquet"
+]
+
+
+rule grokking_dataset:
+    output:
+        "data/grokking/{dataset}.parquet",
+    params:
+        spec=lambda wc: GROK_DATASETS[wc.dataset],
+        code=CODE_VERSION,
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    log:
+        "results/grokking/logs/dataset/{dataset}.log",
+    script:
+        "scripts/dataset.py"
+
+
+rule grokking_train:
+    input:
+        dataset=lambda wc: f"data/grokking/{dataset_id(GROK_RUNS[wc.run_id])}.parquet",
+    output:
+        # Checkpoints and the resume state live beside these but are not declared outputs:
+        # Snakemake deletes a failed job's outputs, and training must resume from them.
+        log=f"{GROK_OUT}/runs/{{run_id}}/train_log.parquet",
+        provenance=f"{GROK_OUT}/runs/{{run_id}}/provenance.json",
+    params:
+        run=lambda wc: GROK_RUNS[wc.run_id],
+        run_dir=lambda wc: f"{GROK_OUT}/runs/{wc.run_id}",
+        code=CODE_VERSION,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc: 600 if SCALE == "paper" else 30,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
+    benchmark:
+        f"{GROK_OUT}/benchmarks/train/{{run_id}}.tsv"
+    log:
+        f"{GROK_OUT}/logs/train/{{run_id}}.log",
+    script:
+        "scripts/train.py"
+
+
+rule grokking_measures:
+    input:
+        log=f"{GROK_OUT}/runs/{{run_id}}/train_log.parquet",
+        dataset=lambda wc: f"data/grokking/{dataset_id(GROK_RUNS[wc.run_id])}.parquet",
+    output:
+        table=f"{GROK_OUT}/runs/{{run_id}}/measures.parquet",
+        key_freqs=f"{GROK_OUT}/runs/{{run_id}}/key_frequencies.json",
+    params:
+        run_dir=lambda wc: f"{GROK_OUT}/runs/{wc.run_id}",
+        key_freq_threshold=GROK_ANALYSIS.get("key_freq_threshold", 0.2),
+        code=CODE_VERSION,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    benchmark:
+        f"{GROK_OUT}/benchmarks/measures/{{run_id}}.tsv"
+    log:
+        f"{GROK_OUT}/logs/measures/{{run_id}}.log",
+    script:
+        "scripts/measures.py"
+
+
+rule grokking_collect:
+    input:
+        tables=expand(f"{GROK_OUT}/runs/{{run_id}}/measures.parquet", run_id=sorted(GROK_RUNS)),
+    output:
+        measures=f"{GROK_OUT}/measures.parquet",
+        runs=f"{GROK_OUT}/runs.parquet",
+    params:
+        run_ids=sorted(GROK_RUNS),
+        runs=GROK_RUNS,
+        code=CODE_VERSION,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{GROK_OUT}/logs/collect.log",
+    script:
+        "scripts/collect.py"
+
+
+rule grokking_phases:
+    input:
+        measures=f"{GROK_OUT}/measures.parquet",
+        runs=f"{GROK_OUT}/runs.parquet",
+    output:
+        phases=f"{GROK_OUT}/phases.parquet",
+        markers=f"{GROK_OUT}/markers.parquet",
+    params:
+        code=CODE_VERSION,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{GROK_OUT}/logs/phases.log",
+    script:
+        "scripts/phases.py"
+
+
+rule grokking_figures:
+    input:
+        measures=f"{GROK_OUT}/measures.parquet",
+        runs=f"{GROK_OUT}/runs.parquet",
+        phases=f"{GROK_OUT}/phases.parquet",
+    output:
+        expand(f"{GROK_FIGS}/{{fig}}.{{ext}}", fig=GROK_FIGURES, ext=["pdf", "png"]),
+    params:
+        canonical_seed=GROK_ANALYSIS.get("canonical_seed", 0),
+        out_dir=GROK_FIGS,
+        code=CODE_VERSION,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{GROK_OUT}/logs/figures.log",
+    script:
+        "scripts/figures.py"

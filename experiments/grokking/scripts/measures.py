@@ -1,0 +1,13 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.grokking import measure_run
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    measure_run(
+        sm.params.run_dir,
+        sm.input.dataset,
+        sm.params.key_freq_threshold,
+        sm.output.table,
+        sm.output.key_freqs,
+    )

@@ -1,0 +1,67 @@
+"""The house style: every figure uses these colours, sizes and the same save routine."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # jobs have no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+# Colour-blind-safe (Okabe-Ito), one colour per quantity across all figures.
+COLORS = {
+    "train": "#0072B2",
+    "test": "#D55E00",
+    "restricted": "#009E73",
+    "excluded": "#CC79A7",
+    "W_E": "#0072B2",
+    "W_L": "#E69F00",
+    "norm": "#555555",
+    "key": "#D55E00",
+}
+PHASE_COLORS = {"memorization": "#F0E442", "circuit formation": "#56B4E9", "cleanup": "#009E73"}
+
+RC = {
+    "figure.dpi": 150,
+    "savefig.dpi": 200,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "lines.linewidth": 1.4,
+    "pdf.fonttype": 42,  # embed TrueType, so text stays text in the PDF
+}
+SINGLE = (3.4, 2.5)  # one column
+DOUBLE = (7.0, 2.6)  # full width
+
+
+@contextmanager
+def house_style():
+    with plt.rc_context(RC):
+        yield
+
+
+def save(fig, out_dir: Path, name: str) -> list[Path]:
+    """Write `name`.pdf and `name`.png into out_dir; close the figure."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.{ext}" for ext in ("pdf", "png")]
+    fig.tight_layout()
+    for path in paths:
+        # Fixed metadata so the same tables give byte-identical PDFs.
+        meta = {"CreationDate": None} if path.suffix == ".pdf" else {"Software": None}
+        fig.savefig(path, metadata=meta)
+    plt.close(fig)
+    return paths
+
+
+def shade_phases(ax, boundaries: list[tuple[str, float, float]]) -> None:
+    """Shade (name, start, end) spans behind the data, labelled once for the legend."""
+    for name, start, end in boundaries:
+        ax.axvspan(start, end, color=PHASE_COLORS[name], alpha=0.18, lw=0, label=name, zorder=0)

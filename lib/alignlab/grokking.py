@@ -1,0 +1,94 @@
+"""The grokking experiment's steps, one function per Snakemake rule.
+
+A run config is a flat dict (the experiment config's `defaults` plus the run's overrides); these
+functions turn it into the library's typed configs and write each rule's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from alignlab.checkpoints import load_stack
+from alignlab.data import build_dataset, load_dataset, save_dataset
+from alignlab.measures import progress_measures
+from alignlab.models import ModelConfig
+from alignlab.train import TrainConfig, train
+
+_MODEL_KEYS = ("p", "d_model", "n_heads", "d_head", "d_mlp", "act_fn", "attn_rate")
+_DATA_KEYS = ("p", "op", "frac_train", "data_seed")
+
+
+def dataset_id(run: dict) -> str:
+    """Runs that share these values share one dataset file."""
+    return f"{run['op']}-p{run['p']}-frac{run['frac_train']}-seed{run['data_seed']}"
+
+
+def dataset_spec(run: dict) -> dict:
+    return {key: run[key] for key in _DATA_KEYS}
+
+
+def model_config(run: dict) -> ModelConfig:
+    return ModelConfig(**{key: run[key] for key in _MODEL_KEYS if key in run})
+
+
+def train_config(run: dict) -> TrainConfig:
+    fields = TrainConfig.__dataclass_fields__
+    values = {key: run[key] for key in fields if key in run}
+    if "betas" in values:
+        values["betas"] = tuple(values["betas"])
+    return TrainConfig(**values)
+
+
+def make_dataset(spec: dict, path: Path) -> None:
+    ds = build_dataset(spec["p"], spec["op"], spec["frac_train"], spec["data_seed"])
+    save_dataset(ds, path)
+
+
+def train_run(run: dict, dataset_path: Path, run_dir: Path, threads: int) -> None:
+    train(
+        model_config(run),
+        train_config(run),
+        load_dataset(dataset_path),
+        Path(run_dir),
+        threads=threads,
+        run_config=run,
+    )
+
+
+def measure_run(
+    run_dir: Path, dataset_path: Path, key_freq_threshold: float, out_table: Path, out_keys: Path
+) -> None:
+    """Progress measures of every checkpoint of a run, plus the final key frequencies.
+
+    The key frequencies also go into the table (measure `final_key_freq`, component k, value
+    W_L's Fourier norm there), so figures need nothing but tidy tables.
+    """
+    steps, params, model = load_stack(Path(run_dir) / "checkpoints")
+    table = progress_measures(
+        steps, params, ModelConfig(**model), load_dataset(dataset_path), key_freq_threshold
+    )
+    key_freqs = table.attrs["key_frequencies"]
+    final = table[(table.step == max(steps)) & (table.measure == "fourier_norm_W_L")]
+    keys = final[final.component.isin([str(k) for k in key_freqs])]
+    table = pd.concat([table, keys.assign(measure="final_key_freq")], ignore_index=True)
+    table.to_parquet(out_table, index=False)
+    Path(out_keys).write_text(json.dumps({"key_frequencies": key_freqs}) + "\n")
+
+
+def collect(
+    run_ids: list[str], runs: dict[str, dict], tables: list[Path], out_measures, out_runs
+) -> None:
+    """Concatenate per-run tables (never recompute) and write run metadata keyed by run_id."""
+    frames = [
+        pd.read_parquet(path).assign(run_id=rid) for rid, path in zip(run_ids, tables, strict=True)
+    ]
+    pd.concat(frames, ignore_index=True).to_parquet(out_measures, index=False)
+    meta = pd.DataFrame([{"run_id": rid, **_flat(runs[rid])} for rid in run_ids])
+    meta.to_parquet(out_runs, index=False)
+
+
+def _flat(run: dict) -> dict:
+    return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.items()}

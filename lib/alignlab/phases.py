@@ -1,0 +1,109 @@
+"""Phase boundaries of a grokking run, detected from its progress measures, and phase markers.
+
+Boundaries (documented rule, applied to every run alike; steps are checkpoint steps):
+- memorization ends at the test-loss peak: until then the train loss falls while the test loss
+  rises; after it, the generalizing circuit starts to pull the test loss down.
+- circuit formation ends (cleanup starts) at the first step after that where the test loss is
+  below chance, ln p: from there the generalizing circuit outweighs memorization on unseen pairs.
+- cleanup ends at the first step with test accuracy >= 99% once the test loss has fallen below
+  1% of chance (0.01 ln p): by then weight decay has removed the memorized component.
+A run that never gets there has no such boundary (NaN), and its later phases are absent.
+
+Event times used by the markers: a loss "falls" at the first step after the test-loss peak where
+it is below half of chance (0.5 ln p), the same threshold for every loss so times compare.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+PHASES = ("memorization", "circuit formation", "cleanup")
+
+
+def _series(run: pd.DataFrame, measure: str, component: str = "") -> pd.Series:
+    rows = run[(run.measure == measure) & (run.component == component)]
+    return rows.set_index("step")["value"].sort_index()
+
+
+def _first_step(mask: pd.Series, after: float = -math.inf) -> float:
+    hits = mask[(mask.index > after) & mask]
+    return float(hits.index[0]) if len(hits) else math.nan
+
+
+def boundaries(run: pd.DataFrame, p: int) -> dict[str, float]:
+    """The three boundary steps of one run (NaN where a phase never ends)."""
+    test_loss, test_acc = _series(run, "test_loss"), _series(run, "test_acc")
+    chance = math.log(p)
+    mem_end = float(test_loss.idxmax())
+    circuit_end = _first_step(test_loss < chance, after=mem_end)
+    cleanup_end = _first_step((test_acc >= 0.99) & (test_loss < 0.01 * chance), after=circuit_end)
+    return {"memorization_end": mem_end, "circuit_end": circuit_end, "cleanup_end": cleanup_end}
+
+
+def fall_step(run: pd.DataFrame, measure: str, p: int, after: float, component: str = "") -> float:
+    """First step after `after` where the loss is below half of chance (0.5 ln p)."""
+    return _first_step(_series(run, measure, component) < 0.5 * math.log(p), after=after)
+
+
+def _mean_slope(series: pd.Series, start: float, end: float) -> float:
+    """Mean d(series)/d(step) over [start, end]; NaN where the span is missing or empty."""
+    if not (np.isfinite(start) and np.isfinite(end)) or end <= start:
+        return math.nan
+    return (series.asof(end) - series.asof(start)) / (end - start)
+
+
+def run_markers(run: pd.DataFrame, p: int) -> dict[str, float]:
+    """Per-run values of the phase markers (event steps, ratios, final values)."""
+    b = boundaries(run, p)
+    norm = _series(run, "sum_sq_weights")
+    excluded = _series(run, "excluded_loss", "all")
+    final_step = float(norm.index.max())
+    circuit_slope = _mean_slope(norm, b["memorization_end"], b["circuit_end"])
+    cleanup_slope = _mean_slope(norm, b["circuit_end"], b["cleanup_end"])
+    gini_start = b["memorization_end"]
+    return {
+        **b,
+        "restricted_fall": fall_step(run, "restricted_loss", p, b["memorization_end"]),
+        "test_fall": fall_step(run, "test_loss", p, b["memorization_end"]),
+        "excluded_rise_ratio": excluded.asof(b["circuit_end"])
+        / excluded.asof(b["memorization_end"])
+        if np.isfinite(b["circuit_end"])
+        else math.nan,
+        # How much faster the total weight norm falls in cleanup than in circuit formation.
+        "norm_fall_ratio": cleanup_slope / circuit_slope if circuit_slope < 0 else math.nan,
+        "gini_W_E_rise": _series(run, "gini_W_E").asof(final_step)
+        - _series(run, "gini_W_E").asof(gini_start),
+        "gini_W_L_rise": _series(run, "gini_W_L").asof(final_step)
+        - _series(run, "gini_W_L").asof(gini_start),
+        "final_test_acc": _series(run, "test_acc").asof(final_step),
+        "final_train_acc": _series(run, "train_acc").asof(final_step),
+    }
+
+
+def phase_spans(b: dict[str, float], last_step: float) -> list[tuple[str, float, float]]:
+    """(phase, start, end) for the phases a run reached, for shading figures."""
+    edges = [0.0, b["memorization_end"], b["circuit_end"], b["cleanup_end"]]
+    spans = []
+    for name, start, end in zip(PHASES, edges[:-1], edges[1:], strict=True):
+        if not np.isfinite(start):
+            break
+        spans.append((name, start, end if np.isfinite(end) else last_step))
+    return spans
+
+
+def phase_table(measures_path, runs_path, phases_out, markers_out) -> None:
+    """Write phase spans and per-run marker values as tidy tables."""
+    measures, runs = pd.read_parquet(measures_path), pd.read_parquet(runs_path)
+    span_rows, marker_rows = [], []
+    for run_id, run in measures.groupby("run_id"):
+        p = int(runs.set_index("run_id").loc[run_id, "p"])
+        markers = run_markers(run, p)
+        last = float(run.step.max())
+        for name, start, end in phase_spans(markers, last):
+            span_rows.append({"run_id": run_id, "phase": name, "start": start, "end": end})
+        marker_rows += [{"run_id": run_id, "marker": k, "value": v} for k, v in markers.items()]
+    pd.DataFrame(span_rows, columns=["run_id", "phase", "start", "end"]).to_parquet(phases_out)
+    pd.DataFrame(marker_rows).to_parquet(markers_out)

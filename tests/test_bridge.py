@@ -1,0 +1,157 @@
+"""Parity of the fast training model with the TransformerLens 4.x bridge, on one step.
+
+Same weights in both: final-position logits and float64-loss gradients must agree to fp32
+rounding. Never whole training curves (fp32 rounding alone moves the grokking step).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alignlab import bridge as B
+from alignlab.checkpoints import save_weights
+from alignlab.models import FinalPositionTransformer, ModelConfig, final_position_loss, init_params
+
+P = 23
+CFG = ModelConfig(p=P, d_model=32, n_heads=4, d_head=8, d_mlp=64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def all_pairs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    a, b = (x.ravel() for x in torch.meshgrid(torch.arange(P), torch.arange(P), indexing="ij"))
+    return a, b, (a + b) % P
+
+
+def trained_params(cfg: ModelConfig, steps: int = 5) -> dict[str, torch.Tensor]:
+    """init_params moved by a few AdamW steps, so that biases and every weight are non-trivial."""
+    model = FinalPositionTransformer(cfg, init_params(cfg, seed=1))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1.0, betas=(0.9, 0.98))
+    a, b, c = all_pairs()
+    for _ in range(steps):
+        opt.zero_grad()
+        final_position_loss(model(a, b), c).backward()
+        opt.step()
+    return model.params()
+
+
+@pytest.fixture(scope="module")
+def params() -> dict[str, torch.Tensor]:
+    found = trained_params(CFG)
+    assert found["blocks.0.mlp.b_in"].abs().max() > 1e-3  # the biases are really exercised
+    return found
+
+
+def assert_close_scaled(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
+    """allclose at rtol 1e-5, with atol scaled to the tensor's magnitude (fp32 rounding)."""
+    atol = 1e-6 * expected.abs().max().item()
+    assert torch.allclose(actual, expected, rtol=1e-5, atol=atol), (
+        f"{name}: max abs diff {(actual - expected).abs().max().item():.3g}, atol {atol:.3g}"
+    )
+
+
+def test_logits_match_fast_model(params):
+    a, b, _ = all_pairs()
+    expected = FinalPositionTransformer(CFG, params)(a, b)
+    with torch.no_grad():
+        got = B.final_logits(B.to_bridge(params, CFG), a, b)
+    assert got.shape == (P * P, P)
+    assert_close_scaled(got, expected.detach(), "logits")
+
+
+def test_gradients_match_fast_model(params):
+    a, b, c = all_pairs()
+    fast = FinalPositionTransformer(CFG, params)
+    final_position_loss(fast(a, b), c).backward()
+    bridge = B.to_bridge(params, CFG)
+    loss = B.final_loss(bridge, a, b, c)
+    assert loss.dtype == torch.float64
+    loss.backward()
+
+    grads = B.tl_grads(bridge, CFG)
+    for name, param in fast.named_parameters():
+        assert grads[name] is not None, f"{name}: no gradient in the bridge"
+        assert grads[name].shape == param.shape
+        assert_close_scaled(grads[name], param.grad, name)
+
+    # Every trainable bridge parameter is one of ours: nothing else could be trained.
+    mapped = {id(p) for p, _ in B.tl_parameters(bridge, CFG).values()}
+    trainable = {id(p) for p in bridge.parameters() if p.requires_grad}
+    assert trainable == mapped
+    state = bridge.state_dict(keep_vars=True)
+    for key in ("blocks.0.attn.q.bias", "blocks.0.attn.o.bias", "unembed.bias"):
+        assert not state[key].requires_grad and state[key].grad is None
+        assert torch.count_nonzero(state[key]) == 0
+
+
+def test_weights_round_trip(params):
+    back = B.tl_weights(B.to_bridge(params, CFG), CFG)
+    assert back.keys() == params.keys()
+    for name, value in params.items():
+        assert torch.equal(back[name], value), name
+
+
+def test_attn_rate_hook_matches_fast_model(params):
+    cfg = ModelConfig(p=P, d_model=32, n_heads=4, d_head=8, d_mlp=64, attn_rate=0.3)
+    a, b, _ = all_pairs()
+    expected = FinalPositionTransformer(cfg, params)(a, b).detach()
+    bridge = B.to_bridge(params, cfg)
+    with torch.no_grad():
+        got = B.final_logits(bridge, a, b)
+        plain = B.final_logits(B.to_bridge(params, CFG), a, b)
+        _, cache = bridge.run_with_cache(B.tokens(a[:5], b[:5], P))
+    assert_close_scaled(got, expected, "logits at attn_rate 0.3")
+    assert not torch.allclose(plain, expected, rtol=1e-3, atol=1e-4)  # the rate matters here
+    # The cached pattern is the mixed one the model uses: still causal rows summing to 1.
+    pattern = cache["blocks.0.attn.hook_pattern"]
+    assert torch.allclose(pattern.sum(-1), torch.ones(5, cfg.n_heads, 3))
+    assert torch.count_nonzero(pattern.triu(diagonal=1)) == 0
+    assert (pattern[:, :, 2] >= (1 - cfg.attn_rate) / 3 - 1e-7).all()
+
+
+def test_hook_names_and_shapes(params):
+    a, b, _ = all_pairs()
+    bridge = B.to_bridge(params, CFG)
+    toks = B.tokens(a[:7], b[:7], P)
+    with torch.no_grad():
+        logits, cache = bridge.run_with_cache(toks)
+    assert logits.shape == (7, 3, P)
+
+    assert torch.equal(cache["hook_embed"], params["embed.W_E"][toks])
+
+    pattern = cache["blocks.0.attn.hook_pattern"]
+    assert pattern.shape == (7, CFG.n_heads, 3, 3)
+    assert torch.allclose(pattern.sum(-1), torch.ones(7, CFG.n_heads, 3))
+    assert torch.count_nonzero(pattern.triu(diagonal=1)) == 0  # causal
+
+    post = cache["blocks.0.mlp.hook_post"]
+    assert post.shape == (7, 3, CFG.d_mlp)
+    assert torch.equal(post, torch.relu(cache["blocks.0.mlp.hook_pre"]))
+    assert (post > 0).any()
+
+
+def test_checkpoint_loads_into_bridge(params, tmp_path):
+    path = tmp_path / "step_000042.safetensors"
+    save_weights(params, path, step=42, model_cfg=CFG.to_dict())
+    bridge, step, cfg = B.load_bridge(path)
+    assert (step, cfg) == (42, CFG)
+    a, b, _ = all_pairs()
+    with torch.no_grad():
+        got = B.final_logits(bridge, a, b)
+        expected = B.final_logits(B.to_bridge(params, CFG), a, b)
+    assert torch.equal(got, expected)
+    assert not bridge.training
+
+
+def test_rejects_mismatched_params(params):
+    bad = dict(params)
+    bad["blocks.0.attn.W_Q"] = bad["blocks.0.attn.W_Q"][:, :, :4]
+    with pytest.raises(ValueError, match="W_Q"):
+        B.to_bridge(bad, CFG)

@@ -1,0 +1,125 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from alignlab import checkpoints as ckpt
+from alignlab.data import build_dataset
+from alignlab.grokking import model_config, train_config, train_run
+from alignlab.train import TrainConfig, TrainingDiverged, checkpoint_schedule, train
+
+
+def _train(run: dict, run_dir: Path) -> pd.DataFrame:
+    ds = build_dataset(run["p"], run["op"], run["frac_train"], run["data_seed"])
+    return train(model_config(run), train_config(run), ds, run_dir, threads=1, run_config=run)
+
+
+def test_schedule_includes_first_and_last_step():
+    assert checkpoint_schedule(TrainConfig(steps=25, checkpoint_every=10)) == [0, 10, 20, 25]
+    log_steps = checkpoint_schedule(
+        TrainConfig(steps=1000, checkpoint_spacing="log", checkpoint_count=10)
+    )
+    assert log_steps[0] == 0 and log_steps[-1] == 1000 and log_steps == sorted(set(log_steps))
+    gaps = [b - a for a, b in zip(log_steps[1:], log_steps[2:], strict=False)]
+    assert gaps[-1] > gaps[0]  # log-spaced: sparser later
+
+
+def test_training_learns_and_writes_outputs(tmp_path, tiny_run):
+    log = _train(tiny_run, tmp_path)
+    assert list(log.step) == list(range(0, 61, 10))
+    assert log.train_loss.iloc[-1] < 0.5 * log.train_loss.iloc[0]
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "checkpoints")] == list(log.step)
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["seed"] == 0 and prov["threads"] == 1 and prov["device"] == "cpu"
+    assert {"torch", "transformer-lens"} <= set(prov["packages"])
+
+
+def test_same_seed_twice_gives_identical_tables(tmp_path, tiny_run):
+    one, two = _train(tiny_run, tmp_path / "a"), _train(tiny_run, tmp_path / "b")
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+
+
+def test_diverged_run_stops_with_clear_error(tmp_path, tiny_run):
+    with pytest.raises(TrainingDiverged, match="train loss is nan"):
+        _train({**tiny_run, "lr": 1e30, "warmup_steps": 0}, tmp_path)
+    assert not (tmp_path / "train_log.parquet").exists()  # nothing counts as done
+
+
+def test_changed_config_does_not_resume_from_old_state(tmp_path, tiny_run):
+    _train(tiny_run, tmp_path)
+    fresh = _train({**tiny_run, "seed": 1}, tmp_path / "fresh")
+    reused = _train({**tiny_run, "seed": 1}, tmp_path)  # same dir, other config
+    pd.testing.assert_frame_equal(fresh, reused, check_exact=True)
+
+
+_CHILD = """
+import json, sys
+from alignlab.grokking import train_run
+from alignlab.data import build_dataset, save_dataset
+run = json.loads(sys.argv[1])
+save_dataset(build_dataset(run["p"], run["op"], run["frac_train"], run["data_seed"]), sys.argv[2])
+train_run(run, sys.argv[2], sys.argv[3], threads=1)
+"""
+
+
+def _start_child(run: dict, tmp_path: Path, run_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        json.dumps(run),
+        str(tmp_path / "ds.parquet"),
+        str(run_dir),
+    ]
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_after_resume_step(proc: subprocess.Popen, resume: Path, min_step: int) -> int:
+    """SIGKILL the child once its resume state has reached `min_step`; return that step."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if resume.exists():
+            try:
+                step = ckpt.load_resume(resume)[1]
+            except ckpt.CheckpointError:
+                step = -1  # being replaced right now; look again
+            if step >= min_step:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return step
+        if proc.poll() is not None:
+            raise AssertionError("training finished before it could be killed")
+        time.sleep(0.02)
+    raise AssertionError("training did not reach the kill point in time")
+
+
+@pytest.mark.parametrize("kill_at", [100, 260])
+def test_killed_training_resumes_to_identical_results(tmp_path, tiny_run, kill_at):
+    run = {**tiny_run, "steps": 400, "checkpoint_every": 20}
+    reference = tmp_path / "reference"
+    ds_path = tmp_path / "ds.parquet"
+    interrupted = tmp_path / "interrupted"
+    proc = _start_child(run, tmp_path, interrupted)
+    killed_at = _kill_after_resume_step(proc, interrupted / "resume.safetensors", kill_at)
+    assert killed_at < run["steps"]
+    assert not (interrupted / "train_log.parquet").exists()
+
+    train_run(run, ds_path, interrupted, threads=1)  # resumes
+    train_run(run, ds_path, reference, threads=1)  # uninterrupted
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(interrupted / "train_log.parquet"),
+        pd.read_parquet(reference / "train_log.parquet"),
+        check_exact=True,
+    )
+    final = ckpt.step_path(Path("checkpoints"), run["steps"])
+    got, _, _ = ckpt.load_weights(interrupted / final)
+    want, _, _ = ckpt.load_weights(reference / final)
+    assert all(torch.equal(got[k], want[k]) for k in want)
