@@ -10,9 +10,14 @@ from alignlab.provenance import code_version
 
 SCALE = config.get("scale", "laptop")
 ONLY = [name for name in str(config.get("only", "")).split(",") if name]
-# A hash of lib/alignlab's sources: a param of every rule that runs library code, so that a
-# change to the library reruns what depends on it.
-CODE_VERSION = code_version()
+
+
+def code(module):
+    """Hash of the library code a rule runs (the module, what it imports, and the job wrapper):
+    a param of every rule that runs library code, so that a change to it reruns the rule."""
+    return code_version(module, "alignlab.jobs")
+
+
 ROOT = Path(workflow.basedir)
 TARGETS = {}  # experiment name -> list of final outputs
 

@@ -123,3 +123,17 @@ def test_bad_config_file_fails_before_any_work(tmp_path, config):
     with pytest.raises(ConfigError, match="laptop.defaults.lr"):
         load_experiment(exp, "laptop")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grokking"]
+
+
+def test_cli_validate_lists_runs_and_names_bad_keys(tmp_path, config, capsys):
+    from alignlab.cli import main
+
+    assert main(["--root", str(REPO), "validate", "grokking", "--scale", "smoke"]) == 0
+    assert "control-wd0.0-" in capsys.readouterr().out
+    exp = tmp_path / "experiments" / "grokking"
+    shutil.copytree(GROKKING, exp)
+    (exp / "config.yaml").write_text(
+        yaml.safe_dump(_set(config, ("smoke", "defaults", "seed"), -3))
+    )
+    assert main(["--root", str(tmp_path), "validate", "grokking", "--scale", "smoke"]) == 1
+    assert "key smoke.defaults.seed: value -3" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from alignlab.grokking import dataset_id, dataset_spec
 GROK = load_experiment(ROOT / "experiments/grokking", SCALE)
 GROK_RUNS = expand_runs(GROK)
 GROK_DATASETS = {dataset_id(run): dataset_spec(run) for run in GROK_RUNS.values()}
-GROK_ANALYSIS = GROK.get("analysis", {})
+GROK_ANALYSIS = GROK["analysis"]
 GROK_OUT = f"results/grokking/{SCALE}"
 GROK_FIGS = "paper/figures/grokking"
 GROK_FIGURES = ["losses", "gini_norm", "spectrum"]
@@ -20,7 +20,7 @@ rule grokking_dataset:
         "data/grokking/{dataset}.parquet",
     params:
         spec=lambda wc: GROK_DATASETS[wc.dataset],
-        code=CODE_VERSION,
+        code=code("alignlab.grokking"),
     threads: 1
     resources:
         mem_mb=500,
@@ -42,7 +42,7 @@ rule grokking_train:
     params:
         run=lambda wc: GROK_RUNS[wc.run_id],
         run_dir=lambda wc: f"{GROK_OUT}/runs/{wc.run_id}",
-        code=CODE_VERSION,
+        code=code("alignlab.grokking"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -65,8 +65,8 @@ rule grokking_measures:
         key_freqs=f"{GROK_OUT}/runs/{{run_id}}/key_frequencies.json",
     params:
         run_dir=lambda wc: f"{GROK_OUT}/runs/{wc.run_id}",
-        key_freq_threshold=GROK_ANALYSIS.get("key_freq_threshold", 0.2),
-        code=CODE_VERSION,
+        key_freq_threshold=GROK_ANALYSIS["key_freq_threshold"],
+        code=code("alignlab.grokking"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -88,7 +88,7 @@ rule grokking_collect:
     params:
         run_ids=sorted(GROK_RUNS),
         runs=GROK_RUNS,
-        code=CODE_VERSION,
+        code=code("alignlab.grokking"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -107,7 +107,7 @@ rule grokking_phases:
         phases=f"{GROK_OUT}/phases.parquet",
         markers=f"{GROK_OUT}/markers.parquet",
     params:
-        code=CODE_VERSION,
+        code=code("alignlab.phases"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -126,9 +126,9 @@ rule grokking_figures:
     output:
         expand(f"{GROK_FIGS}/{{fig}}.{{ext}}", fig=GROK_FIGURES, ext=["pdf", "png"]),
     params:
-        canonical_seed=GROK_ANALYSIS.get("canonical_seed", 0),
+        canonical_seed=GROK_ANALYSIS["canonical_seed"],
         out_dir=GROK_FIGS,
-        code=CODE_VERSION,
+        code=code("alignlab.figures.grokking"),
     threads: 1
     resources:
         mem_mb=2000,

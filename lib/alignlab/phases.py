@@ -1,16 +1,18 @@
 """Phase boundaries of a grokking run, detected from its progress measures, and phase markers.
 
 Boundaries (documented rule, applied to every run alike; steps are checkpoint steps):
-- memorization ends at the test-loss peak: until then the train loss falls while the test loss
-  rises; after it, the generalizing circuit starts to pull the test loss down.
-- circuit formation ends (cleanup starts) at the first step after that where the test loss is
-  below chance, ln p: from there the generalizing circuit outweighs memorization on unseen pairs.
+- circuit formation ends (cleanup starts) at the first step after the test-loss peak where the
+  test loss is below chance, ln p: from there the generalizing circuit outweighs memorization on
+  unseen pairs.
+- memorization ends when the train loss has plateaued: the first step at which it is within a
+  factor 10 of its lowest value before cleanup. (The test-loss peak is not used: at higher
+  learning rates it is an early spike.)
 - cleanup ends at the first step with test accuracy >= 99% once the test loss has fallen below
   1% of chance (0.01 ln p): by then weight decay has removed the memorized component.
 A run that never gets there has no such boundary (NaN), and its later phases are absent.
 
-Event times used by the markers: a loss "falls" at the first step after the test-loss peak where
-it is below half of chance (0.5 ln p), the same threshold for every loss so times compare.
+Event times used by the markers: a loss "falls" at the first step at which it is below half of
+chance (0.5 ln p); every loss starts near ln p at initialisation, so these times compare.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ PHASES = ("memorization", "circuit formation", "cleanup")
 
 def _series(run: pd.DataFrame, measure: str, component: str = "") -> pd.Series:
     rows = run[(run.measure == measure) & (run.component == component)]
+    if rows.empty:
+        raise KeyError(f"measure {measure!r} (component {component!r}) is not in the table")
     return rows.set_index("step")["value"].sort_index()
 
 
 def _first_step(mask: pd.Series, after: float = -math.inf) -> float:
+    """First step (index) where mask holds, strictly after `after`; NaN if none (or after NaN)."""
     hits = mask[(mask.index > after) & mask]
     return float(hits.index[0]) if len(hits) else math.nan
 
@@ -36,16 +41,18 @@ def _first_step(mask: pd.Series, after: float = -math.inf) -> float:
 def boundaries(run: pd.DataFrame, p: int) -> dict[str, float]:
     """The three boundary steps of one run (NaN where a phase never ends)."""
     test_loss, test_acc = _series(run, "test_loss"), _series(run, "test_acc")
+    train_loss = _series(run, "train_loss")
     chance = math.log(p)
-    mem_end = float(test_loss.idxmax())
-    circuit_end = _first_step(test_loss < chance, after=mem_end)
+    circuit_end = _first_step(test_loss < chance, after=float(test_loss.idxmax()))
+    before_cleanup = train_loss if math.isnan(circuit_end) else train_loss.loc[:circuit_end]
+    mem_end = _first_step(before_cleanup <= 10 * before_cleanup.min())
     cleanup_end = _first_step((test_acc >= 0.99) & (test_loss < 0.01 * chance), after=circuit_end)
     return {"memorization_end": mem_end, "circuit_end": circuit_end, "cleanup_end": cleanup_end}
 
 
-def fall_step(run: pd.DataFrame, measure: str, p: int, after: float, component: str = "") -> float:
-    """First step after `after` where the loss is below half of chance (0.5 ln p)."""
-    return _first_step(_series(run, measure, component) < 0.5 * math.log(p), after=after)
+def fall_step(run: pd.DataFrame, measure: str, p: int, component: str = "") -> float:
+    """First step at which the loss is below half of chance (0.5 ln p)."""
+    return _first_step(_series(run, measure, component) < 0.5 * math.log(p))
 
 
 def _mean_slope(series: pd.Series, start: float, end: float) -> float:
@@ -66,8 +73,8 @@ def run_markers(run: pd.DataFrame, p: int) -> dict[str, float]:
     gini_start = b["memorization_end"]
     return {
         **b,
-        "restricted_fall": fall_step(run, "restricted_loss", p, b["memorization_end"]),
-        "test_fall": fall_step(run, "test_loss", p, b["memorization_end"]),
+        "restricted_fall": fall_step(run, "restricted_loss", p),
+        "test_fall": fall_step(run, "test_loss", p),
         "excluded_rise_ratio": excluded.asof(b["circuit_end"])
         / excluded.asof(b["memorization_end"])
         if np.isfinite(b["circuit_end"])
@@ -88,7 +95,7 @@ def phase_spans(b: dict[str, float], last_step: float) -> list[tuple[str, float,
     edges = [0.0, b["memorization_end"], b["circuit_end"], b["cleanup_end"]]
     spans = []
     for name, start, end in zip(PHASES, edges[:-1], edges[1:], strict=True):
-        if not np.isfinite(start):
+        if not np.isfinite(start) or start >= last_step:
             break
         spans.append((name, start, end if np.isfinite(end) else last_step))
     return spans

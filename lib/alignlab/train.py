@@ -233,7 +233,8 @@ def train(
     device = resolve_device(tc.device)
     run_dir = Path(run_dir)
     run_config = run_config or {"model": model_cfg.to_dict(), "train": asdict(tc)}
-    fingerprint = config_hash({"run": run_config, "code": code_version()})
+    # Resume only into the same config and training code (not, e.g., edited figure code).
+    fingerprint = config_hash({"run": run_config, "code": code_version(__name__)})
     schedule = set(checkpoint_schedule(tc))
     tqdm.write(f"{run_dir.name}: {storage_estimate(model_cfg, len(schedule))}")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
-from alignlab.figures.style import COLORS, DOUBLE, house_style, save, shade_phases
+from alignlab.figures.style import COLORS, figure, house_style, legend_below, save, shade_phases
 
 
 def _series(measures: pd.DataFrame, run_id: str, measure: str, component: str = "") -> pd.Series:
@@ -36,6 +35,7 @@ def _spans(phases: pd.DataFrame, run_id: str) -> list[tuple[str, float, float]]:
 
 
 def _loss_panel(ax, measures, run_id, spans, title):
+    """Train, test, restricted and excluded loss of one run on a log scale, phases shaded."""
     shade_phases(ax, spans)
     lines = [
         ("train", "train_loss", ""),
@@ -53,62 +53,66 @@ def _loss_panel(ax, measures, run_id, spans, title):
     ax.set_title(title)
 
 
-def loss_figure(measures, runs, phases, canonical, control, p: int):
-    fig, axes = plt.subplots(1, 2 if control else 1, figsize=DOUBLE, squeeze=False)
-    _loss_panel(
-        axes[0, 0],
-        measures,
-        canonical,
-        _spans(phases, canonical),
-        "weight decay 1 (canonical seed)",
-    )
-    axes[0, 0].axhline(math.log(p), color="k", lw=0.6, ls=":", label="chance (ln p)")
-    axes[0, 0].legend(loc="lower left", ncol=2)
+def loss_figure(measures, phases, canonical, control, p: int):
+    fig, axes = figure(2 if control else 1)
+    panels = [(canonical, _spans(phases, canonical), "weight decay 1 (canonical seed)")]
     if control:
-        _loss_panel(axes[0, 1], measures, control, [], "control: weight decay 0")
-        axes[0, 1].axhline(math.log(p), color="k", lw=0.6, ls=":")
+        panels.append((control, [], "control: weight decay 0 (no grokking)"))
+    for ax, (run_id, spans, title) in zip(axes[0], panels, strict=True):
+        _loss_panel(ax, measures, run_id, spans, title)
+        ax.axhline(math.log(p), color="k", lw=0.6, ls=":", label="chance (ln p)")
+    legend_below(fig)
     return fig
 
 
 def gini_norm_figure(measures, phases, canonical):
-    fig, (left, right) = plt.subplots(1, 2, figsize=DOUBLE)
+    fig, axes = figure(2)
+    left, right = axes[0]
     spans = _spans(phases, canonical)
-    shade_phases(left, spans)
+    for ax in (left, right):
+        shade_phases(ax, spans)
     for name in ("W_E", "W_L"):
         series = _series(measures, canonical, f"gini_{name}")
         left.plot(
-            series.index, series.values, color=COLORS[name], label=f"Gini, Fourier norms of {name}"
+            series.index, series.values, color=COLORS[name], label=f"Gini of {name}'s Fourier norms"
         )
     left.set(xlabel="epoch", ylabel="Gini coefficient", ylim=(0, 1))
-    left.legend(loc="lower right")
-    shade_phases(right, spans)
     norm = _series(measures, canonical, "sum_sq_weights")
     right.plot(norm.index, norm.values, color=COLORS["norm"], label="sum of squared weights")
     right.set(xlabel="epoch", ylabel="sum of squared weights")
-    right.legend(loc="upper right")
+    legend_below(fig)
     return fig
 
 
-def spectrum_figure(measures, canonical):
-    rows = measures[(measures.run_id == canonical) & (measures.measure == "fourier_norm_W_E")]
+def _final_spectrum(measures, run_id, matrix):
+    rows = measures[(measures.run_id == run_id) & (measures.measure == f"fourier_norm_{matrix}")]
     final = rows[rows.step == rows.step.max()]
-    freqs = final.component.astype(int).to_numpy()
+    return final.component.astype(int).to_numpy(), final.value.to_numpy(), int(final.step.max())
+
+
+def spectrum_figure(measures, canonical):
+    """Final Fourier norms per frequency of W_E and W_L, key frequencies highlighted."""
     keys = set(
         measures[
             (measures.run_id == canonical) & (measures.measure == "final_key_freq")
         ].component.astype(int)
     )
-    colors = [COLORS["key"] if k in keys else COLORS["W_E"] for k in freqs]
-    fig, ax = plt.subplots(figsize=DOUBLE)
-    ax.bar(freqs, final.value.to_numpy(), color=colors, width=0.8)
-    for k, value in zip(freqs, final.value, strict=True):
-        if k in keys:
-            ax.annotate(str(k), (k, value), ha="center", va="bottom", fontsize=7)
-    ax.set(
-        xlabel="frequency k",
-        ylabel="Fourier norm of W_E",
-        title=f"W_E at epoch {int(final.step.max())}: key frequencies (from W_L) {sorted(keys)}",
-    )
+    fig, axes = figure(2)
+    for ax, matrix in zip(axes[0], ("W_E", "W_L"), strict=True):
+        freqs, values, step = _final_spectrum(measures, canonical, matrix)
+        is_key = [k in keys for k in freqs]
+        ax.bar(
+            freqs, values, color=[COLORS["key"] if k else COLORS[matrix] for k in is_key], width=0.8
+        )
+        for k, value, key in zip(freqs, values, is_key, strict=True):
+            if key:
+                ax.annotate(str(k), (k, value), ha="center", va="bottom", fontsize=7)
+        ax.set(
+            xlabel="frequency k",
+            ylabel=f"Fourier norm of {matrix}",
+            title=f"{matrix}, epoch {step}",
+        )
+    fig.suptitle(f"key frequencies (W_L norm >= threshold x max): {sorted(keys)}", fontsize=9)
     return fig
 
 
@@ -119,6 +123,6 @@ def grokking_figures(measures_path, runs_path, phases_path, out_dir, canonical_s
     canonical, control = canonical_and_control(runs, canonical_seed)
     p = int(runs.set_index("run_id").loc[canonical, "p"])
     with house_style():
-        save(loss_figure(measures, runs, phases, canonical, control, p), Path(out_dir), "losses")
+        save(loss_figure(measures, phases, canonical, control, p), Path(out_dir), "losses")
         save(gini_norm_figure(measures, phases, canonical), Path(out_dir), "gini_norm")
         save(spectrum_figure(measures, canonical), Path(out_dir), "spectrum")

@@ -37,8 +37,8 @@ RC = {
     "lines.linewidth": 1.4,
     "pdf.fonttype": 42,  # embed TrueType, so text stays text in the PDF
 }
-SINGLE = (3.4, 2.5)  # one column
-DOUBLE = (7.0, 2.6)  # full width
+SINGLE = (3.4, 2.6)  # one column
+DOUBLE = (7.0, 3.0)  # full width
 
 
 @contextmanager
@@ -47,12 +47,27 @@ def house_style():
         yield
 
 
+def figure(ncols: int = 1, size=DOUBLE):
+    """A figure with `ncols` panels side by side, laid out by matplotlib's constrained layout."""
+    return plt.subplots(1, ncols, figsize=size, layout="constrained", squeeze=False)
+
+
+def legend_below(fig) -> None:
+    """One legend for the whole figure, below the panels, de-duplicated by label."""
+    handles, labels = [], []
+    for axis in fig.axes:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), frameon=False)
+
+
 def save(fig, out_dir: Path, name: str) -> list[Path]:
     """Write `name`.pdf and `name`.png into out_dir; close the figure."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.{ext}" for ext in ("pdf", "png")]
-    fig.tight_layout()
     for path in paths:
         # Fixed metadata so the same tables give byte-identical PDFs.
         meta = {"CreationDate": None} if path.suffix == ".pdf" else {"Software": None}
