@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 reproduce: $(STAMP)
 	$(SMK)
+	$(SMK) --report paper/report.html
+	@$(VENV)/bin/alignlab markers --scale $(SCALE)
+	@test -f paper/main.pdf && echo "paper: paper/main.pdf" || echo "paper: no TeX here (Debian's texlive + latexmk build paper/main.pdf); the report paper/report.html is the product"
 
 dry-run: $(STAMP)
 	$(SMK) -n

@@ -1,7 +1,8 @@
 # alignlab: one DAG for every experiment.
 #   snakemake -n                        plan the laptop scale
 #   snakemake --config scale=smoke      the whole DAG on tiny settings
-#   snakemake --config only=grokking    one experiment
+#   snakemake --config only=grokking    one experiment (and the paper's parts for it)
+#   snakemake --report paper/report.html    the HTML report of the last run
 # Each experiments/<name>/rules.smk loads and validates its own config (so a bad config stops
 # before any work, naming the key) and registers its final targets in TARGETS.
 from pathlib import Path
@@ -27,8 +28,12 @@ rule all:
     localrule: True
     input:
         lambda wc: [path for name, paths in TARGETS.items() if not ONLY or name in ONLY for path in paths],
+        lambda wc: PAPER_TARGETS,
 
 
 for rules_file in sorted((ROOT / "experiments").glob("*/rules.smk")):
 
     include: rules_file
+
+
+include: "paper/rules.smk"

@@ -29,6 +29,7 @@ def _run(test_fall_at=6000, restricted_fall_at=3000) -> pd.DataFrame:
         "test_acc": np.where(test_fall_at + 800 <= STEPS, 1.0, 0.1),
         "restricted_loss": _sigmoid_drop(CHANCE, 1e-3, restricted_fall_at),
         "gini_W_E": np.linspace(0.2, 0.9, len(STEPS)),
+        "n_key_freqs": np.where(STEPS < 3000, 56.0, 5.0),
         "gini_W_L": np.linspace(0.1, 0.8, len(STEPS)),
         # Falls slowly, then fast from the test-loss drop to 1500 steps after, then flat.
         "sum_sq_weights": np.interp(
@@ -64,6 +65,7 @@ def test_markers_order_restricted_before_test_and_ratios():
     assert m["excluded_rise_ratio"] > 1
     assert m["norm_fall_ratio"] > 1
     assert m["gini_W_E_rise"] > 0 and m["gini_W_L_rise"] > 0
+    assert m["n_key_freqs"] == 5 and m["final_test_acc"] == 1.0
 
 
 def test_marker_fails_when_restricted_loss_falls_late():

@@ -11,7 +11,8 @@ GROK_FIGS = "paper/figures/grokking"
 GROK_FIGURES = ["losses", "gini_norm", "spectrum"]
 
 TARGETS["grokking"] = expand(f"{GROK_FIGS}/{{fig}}.{{ext}}", fig=GROK_FIGURES, ext=["pdf", "png"]) + [
-    f"{GROK_OUT}/phases.parquet"
+    f"{GROK_OUT}/phases.parquet",
+    f"{GROK_OUT}/numbers.json",
 ]
 
 
@@ -124,7 +125,12 @@ rule grokking_figures:
         runs=f"{GROK_OUT}/runs.parquet",
         phases=f"{GROK_OUT}/phases.parquet",
     output:
-        expand(f"{GROK_FIGS}/{{fig}}.{{ext}}", fig=GROK_FIGURES, ext=["pdf", "png"]),
+        # PNGs go into the HTML report (snakemake --report), one caption each, under "grokking".
+        [
+            report(f"{GROK_FIGS}/{fig}.png", category="grokking", caption=f"report/{fig}.rst")
+            if ext == "png" else f"{GROK_FIGS}/{fig}.{ext}"
+            for fig in GROK_FIGURES for ext in ("pdf", "png")
+        ],
     params:
         canonical_seed=GROK_ANALYSIS["canonical_seed"],
         out_dir=GROK_FIGS,
@@ -137,3 +143,23 @@ rule grokking_figures:
         f"{GROK_OUT}/logs/figures.log",
     script:
         "scripts/figures.py"
+
+
+rule grokking_numbers:
+    input:
+        measures=f"{GROK_OUT}/measures.parquet",
+        runs=f"{GROK_OUT}/runs.parquet",
+        markers=f"{GROK_OUT}/markers.parquet",
+    output:
+        f"{GROK_OUT}/numbers.json",
+    params:
+        canonical_seed=GROK_ANALYSIS["canonical_seed"],
+        code=code("alignlab.grokking"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{GROK_OUT}/logs/numbers.log",
+    script:
+        "scripts/numbers.py"

@@ -2,6 +2,8 @@
 
     alignlab validate grokking --scale laptop    validate config.yaml (every scale), list runs
     alignlab experiments                         the experiments the DAG will include
+    alignlab markers --scale laptop              print the published-vs-reproduced table
+    alignlab new-experiment NAME                 scaffold an experiment that runs at once
 The DAG itself runs through Snakemake (`make reproduce`, or `snakemake --config scale=...`).
 """
 
@@ -40,6 +42,38 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_markers(args) -> int:
+    import pandas as pd
+
+    from alignlab.paper import format_markers
+
+    path = Path(args.root) / "results" / "paper" / args.scale / "markers.parquet"
+    if not path.exists():
+        print(f"no markers table at {path}: run the DAG at the {args.scale} scale first")
+        return 2
+    table = pd.read_parquet(path)
+    print(f"Published vs reproduced ({args.scale} scale)")
+    print(format_markers(table))
+    counts = table.status.value_counts()
+    print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    return 0
+
+
+def cmd_new_experiment(args) -> int:
+    from alignlab.scaffold import new_experiment
+
+    try:
+        written = new_experiment(args.name, Path(args.root))
+    except (ValueError, FileExistsError) as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"created experiment {args.name!r}:")
+    for path in written:
+        print(f"  {path}")
+    print(f"next: snakemake -n --config only={args.name}; then see docs/adding-an-experiment.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alignlab", description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=".", help="repository root (default: .)")
@@ -49,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("experiment")
     validate.add_argument("--scale", choices=SCALES, default="laptop")
     validate.set_defaults(fn=cmd_validate)
+    new = sub.add_parser("new-experiment", help="scaffold experiments/NAME and its lib module")
+    new.add_argument("name")
+    new.set_defaults(fn=cmd_new_experiment)
+    markers = sub.add_parser("markers", help="print the published-vs-reproduced table")
+    markers.add_argument("--scale", choices=SCALES, default="laptop")
+    markers.set_defaults(fn=cmd_markers)
     args = parser.parse_args(argv)
     return args.fn(args)
 

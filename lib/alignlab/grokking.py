@@ -92,3 +92,40 @@ def collect(
 
 def _flat(run: dict) -> dict:
     return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.items()}
+
+
+def numbers(measures_path, runs_path, markers_path, canonical_seed: int, out: Path) -> None:
+    """The numbers the paper quotes, from the canonical run's tables, as {name: value} JSON."""
+    runs = pd.read_parquet(runs_path)
+    canonical = runs[(runs.seed == canonical_seed) & (runs.weight_decay > 0)].iloc[0]
+    markers = pd.read_parquet(markers_path)
+    values = markers[markers.run_id == canonical.run_id].set_index("marker")["value"]
+    measures = pd.read_parquet(measures_path)
+    keys = measures[(measures.run_id == canonical.run_id) & (measures.measure == "final_key_freq")]
+    control = runs[runs.weight_decay == 0]
+    result = {
+        "p": int(canonical.p),
+        "frac_train": float(canonical.frac_train),
+        "lr": float(canonical.lr),
+        "steps": int(canonical.steps),
+        "n_seeds": int((runs.weight_decay > 0).sum()),
+        "key_freqs": ", ".join(sorted(keys.component, key=int)),
+        "n_key_freqs": len(keys),
+        **{name: float(values[name]) for name in _NUMBER_MARKERS},
+    }
+    if len(control):
+        control_values = markers[markers.run_id == control.run_id.iloc[0]].set_index("marker")
+        result["control_test_acc"] = float(control_values.loc["final_test_acc", "value"])
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+_NUMBER_MARKERS = (
+    "memorization_end",
+    "circuit_end",
+    "cleanup_end",
+    "restricted_fall",
+    "test_fall",
+    "excluded_rise_ratio",
+    "norm_fall_ratio",
+    "final_test_acc",
+)

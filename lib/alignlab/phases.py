@@ -86,6 +86,7 @@ def run_markers(run: pd.DataFrame, p: int) -> dict[str, float]:
         "gini_W_L_rise": _series(run, "gini_W_L").asof(final_step)
         - _series(run, "gini_W_L").asof(gini_start),
         "final_test_acc": _series(run, "test_acc").asof(final_step),
+        "n_key_freqs": _series(run, "n_key_freqs").asof(final_step),
         "final_train_acc": _series(run, "train_acc").asof(final_step),
     }
 

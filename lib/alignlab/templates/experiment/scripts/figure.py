@@ -1,0 +1,7 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.$module import figure
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    figure(sm.input.measures, sm.output.pdf, sm.output.png)

@@ -1,0 +1,111 @@
+# The paper: published-vs-reproduced markers, one LaTeX macro per generated number, the section
+# list, and the PDF where Debian's latexmk is installed. Every experiment in PAPER_EXPERIMENTS
+# provides results/<name>/<scale>/{markers,runs}.parquet, numbers.json, and in its folder
+# markers.yaml and paper.tex.
+import shutil
+
+PAPER_EXPERIMENTS = [
+    name for name in sorted(TARGETS)
+    if (ROOT / "experiments" / name / "markers.yaml").exists() and (not ONLY or name in ONLY)
+]
+PAPER_OUT = f"results/paper/{SCALE}"
+HAVE_TEX = shutil.which("latexmk") is not None
+PAPER_TARGETS = [f"{PAPER_OUT}/markers.parquet", "paper/generated/numbers.tex",
+                 "paper/generated/sections.tex"] + (["paper/main.pdf"] if HAVE_TEX else [])
+
+
+rule experiment_markers:
+    input:
+        values=f"results/{{experiment}}/{SCALE}/markers.parquet",
+        runs=f"results/{{experiment}}/{SCALE}/runs.parquet",
+        specs=ROOT / "experiments/{experiment}/markers.yaml",
+    output:
+        f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
+    params:
+        scale=SCALE,
+        code=code("alignlab.markers"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"results/{{experiment}}/{SCALE}/logs/published_vs_reproduced.log",
+    script:
+        "scripts/experiment_markers.py"
+
+
+rule paper_markers:
+    input:
+        expand(f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
+               experiment=PAPER_EXPERIMENTS),
+    output:
+        table=f"{PAPER_OUT}/markers.parquet",
+        tex="paper/generated/markers_table.tex",
+        html=report("paper/generated/markers_table.html", category="published vs reproduced",
+                    caption="report/markers.rst"),
+    params:
+        code=code("alignlab.paper"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{PAPER_OUT}/logs/markers.log",
+    script:
+        "scripts/markers.py"
+
+
+rule paper_numbers:
+    input:
+        expand(f"results/{{experiment}}/{SCALE}/numbers.json", experiment=PAPER_EXPERIMENTS),
+    output:
+        "paper/generated/numbers.tex",
+    params:
+        code=code("alignlab.paper"),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    log:
+        f"{PAPER_OUT}/logs/numbers.log",
+    script:
+        "scripts/numbers.py"
+
+
+rule paper_sections:
+    output:
+        "paper/generated/sections.tex",
+    params:
+        experiments=PAPER_EXPERIMENTS,
+        root=str(ROOT),
+        code=code("alignlab.paper"),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    log:
+        f"{PAPER_OUT}/logs/sections.log",
+    script:
+        "scripts/sections.py"
+
+
+rule paper_pdf:
+    input:
+        ROOT / "paper/main.tex",
+        "paper/generated/numbers.tex",
+        "paper/generated/sections.tex",
+        "paper/generated/markers_table.tex",
+        [path for name in PAPER_EXPERIMENTS for path in TARGETS[name]],
+    output:
+        "paper/main.pdf",
+    params:
+        code=code("alignlab.paper"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        job=f"{PAPER_OUT}/logs/pdf.log",
+        latexmk=f"{PAPER_OUT}/logs/latexmk.log",
+    script:
+        "scripts/pdf.py"

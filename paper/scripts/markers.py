@@ -1,0 +1,7 @@
+# Adapts Snakemake's inputs/params to one library call (see paper/rules.smk).
+from alignlab.jobs import job
+from alignlab.paper import collect_markers
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    collect_markers(list(sm.input), sm.output.table, sm.output.tex, sm.output.html)

@@ -1,0 +1,85 @@
+"""`alignlab new-experiment` writes an experiment that the DAG plans at once."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alignlab.scaffold import new_experiment
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    for name in ("Snakefile", "experiments", "lib", "paper", "profiles"):
+        src = REPO / name
+        copy = shutil.copytree if src.is_dir() else shutil.copy
+        copy(src, tmp_path / name)
+    (tmp_path / "tests").mkdir()
+    return tmp_path
+
+
+def test_scaffolded_experiment_is_planned_by_the_dag(repo_copy):
+    written = new_experiment("toy_decay", repo_copy)
+    assert repo_copy / "experiments/toy_decay/rules.smk" in written
+    assert (repo_copy / "lib/alignlab/toy_decay.py").exists()
+    assert (repo_copy / "tests/test_toy_decay.py").exists()
+    env = {**os.environ, "PYTHONPATH": str(repo_copy / "lib")}  # import the copy's alignlab
+    for scale in ("smoke", "paper"):
+        result = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", f"scale={scale}"],
+            cwd=repo_copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "toy_decay_run" in result.stdout and "grokking_train" in result.stdout
+
+
+def test_scaffolded_experiment_runs_end_to_end(repo_copy):
+    new_experiment("toy_decay", repo_copy)
+    env = {**os.environ, "PYTHONPATH": str(repo_copy / "lib")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "2",
+            "--config",
+            "scale=smoke",
+            "only=toy_decay",
+        ],
+        cwd=repo_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (repo_copy / "paper/figures/toy_decay/curve.png").exists()
+    assert "toy_decay" in (repo_copy / "paper/generated/sections.tex").read_text()
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", str(repo_copy / "tests/test_toy_decay.py")],
+        cwd=repo_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tests.returncode == 0, tests.stdout[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [("Bad-Name", ValueError), ("class", ValueError), ("grokking", FileExistsError)],
+)
+def test_bad_or_taken_names_are_refused(repo_copy, name, error):
+    with pytest.raises(error, match=repr(name)):
+        new_experiment(name, repo_copy)
