@@ -15,10 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def repo_copy(tmp_path):
-    for name in ("Snakefile", "experiments", "lib", "paper", "profiles"):
-        src = REPO / name
-        copy = shutil.copytree if src.is_dir() else shutil.copy
-        copy(src, tmp_path / name)
+    # Sources only: no generated paper files or figures from a local run.
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copy(REPO / "Snakefile", tmp_path / "Snakefile")
+    (tmp_path / "paper").mkdir()
+    shutil.copy(REPO / "paper" / "main.tex", tmp_path / "paper" / "main.tex")
+    for name in ("experiments", "lib", "profiles", "paper/scripts", "paper/report"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=ignore)
+    shutil.copy(REPO / "paper" / "rules.smk", tmp_path / "paper" / "rules.smk")
     (tmp_path / "tests").mkdir()
     return tmp_path
 

@@ -35,6 +35,21 @@ def test_smoke_dag_builds_every_figure(smoke_dag):
             assert (figures / f"{name}.{ext}").stat().st_size > 1000
 
 
+def test_smoke_dag_builds_the_paper_inputs(smoke_dag):
+    numbers = (smoke_dag / "paper" / "generated" / "numbers.tex").read_text()
+    assert "\\newcommand{\\grokkingP}{23}" in numbers  # the smoke config's p
+    markers = pd.read_parquet(smoke_dag / "results" / "paper" / "smoke" / "markers.parquet")
+    assert set(markers.status) == {"not run at this scale"}  # no grokking marker runs at smoke
+    if shutil.which("latexmk"):
+        assert (smoke_dag / "paper" / "main.pdf").stat().st_size > 10_000
+
+
+def test_report_is_built(smoke_dag):
+    result = _snakemake(smoke_dag, "--config", "scale=smoke", "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (smoke_dag / "report.html").stat().st_size > 100_000
+
+
 def test_smoke_dag_tables_are_tidy_and_joinable(smoke_dag):
     out = smoke_dag / "results" / "grokking" / "smoke"
     measures = pd.read_parquet(out / "measures.parquet")
@@ -57,6 +72,28 @@ def test_laptop_and_paper_scales_plan(tmp_path):
         result = _snakemake(tmp_path, "--config", f"scale={scale}", "-n")
         assert result.returncode == 0, result.stderr[-2000:]
         assert "grokking_train" in result.stdout
+
+
+def test_paper_pdf_is_planned_only_with_tex(tmp_path):
+    with_tex = shutil.which("latexmk") is not None
+    planned = _snakemake(tmp_path, "--config", "scale=smoke", "-n").stdout
+    assert ("rule paper_pdf:" in planned) == with_tex
+    without = _snakemake(tmp_path, "--config", "scale=smoke", "pdf=off", "-n").stdout
+    assert "rule paper_pdf:" not in without and "rule paper_markers:" in without
+
+
+def test_slurm_profile_plans_the_paper_grid(tmp_path):
+    result = _snakemake(
+        tmp_path,
+        "--workflow-profile",
+        str(REPO / "profiles" / "slurm"),
+        "--config",
+        "scale=paper",
+        "-n",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = result.stdout.count("rule grokking_train:")
+    assert runs == 6  # 5 seeds + the control
 
 
 def test_bad_config_stops_snakemake_before_any_work(tmp_path):

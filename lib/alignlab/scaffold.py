@@ -46,6 +46,7 @@ def new_experiment(name: str, root: Path) -> list[Path]:
         "module": name,
         "upper": name.upper(),
         "title": name.replace("_", " ").capitalize(),
+        "tex_name": name.replace("_", r"\_"),
         "n_runs_macro": macro_name(name, "n_runs"),
         "final_value_macro": macro_name(name, "final_value"),
     }
