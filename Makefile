@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 reproduce: $(STAMP)
-	$(SMK)
+	@start=$$(date +%s); $(SMK) && mkdir -p results && echo $$(( $$(date +%s) - start )) > results/reproduce_$(SCALE)_seconds.txt
 	$(SMK) --report paper/report.html
 	@$(VENV)/bin/alignlab markers --scale $(SCALE)
 	@test -f paper/main.pdf && echo "paper: paper/main.pdf" || echo "paper: no TeX here (Debian's texlive + latexmk build paper/main.pdf); the report paper/report.html is the product"
@@ -41,7 +41,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix lib tests bench experiments
 
 bench: $(STAMP)
-	$(PY) bench/step_time.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean-results:
 	rm -rf results data/grokking paper/figures/grokking .snakemake

@@ -21,17 +21,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from flops import matmul_peak_gflops, necessary_step_flops  # bench/flops.py
 from torch import nn
 
 from alignlab import bridge as B
 from alignlab.data import build_dataset
-from alignlab.models import FinalPositionTransformer, ModelConfig, final_position_loss, init_params
+from alignlab.models import FinalPositionTransformer, ModelConfig, init_params
 from alignlab.runtime import configure_torch, resolve_device
-
-try:
-    from alignlab.train import make_train_step
-except ImportError:  # train.py not written yet: the same step, inline
-    make_train_step = None
+from alignlab.train import make_train_step
 
 RESULTS = Path(__file__).parent / "results" / "step_time.csv"
 PAPER = ModelConfig(p=113, d_model=128, n_heads=4, d_head=32, d_mlp=512)
@@ -63,28 +60,12 @@ class ReferenceTransformer(nn.Module):
         return x[:, -1] @ w["unembed_W_U"]
 
 
-def inline_train_step(model, optimizer, a, b, c, compile: bool = False):
-    """Fallback when alignlab.train has no make_train_step: one full-batch AdamW step."""
-    loss_fn = lambda: final_position_loss(model(a, b), c)  # noqa: E731
-    loss_fn = torch.compile(loss_fn) if compile else loss_fn
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn()
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
-    return step
-
-
 def train_step(model: Callable, parameters, a, b, c, compile: bool = False) -> Callable:
-    """The training step of alignlab.train (or its inline copy) for any (a, b) -> logits model."""
+    """The training step of alignlab.train for any (a, b) -> logits model."""
     optimizer = torch.optim.AdamW(
         [p for p in parameters if p.requires_grad], lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98)
     )
-    build = make_train_step or inline_train_step
-    return build(model, optimizer, a, b, c, compile=compile)
+    return make_train_step(model, optimizer, a, b, c, compile=compile)
 
 
 def fast_eager(params, data) -> Callable:
@@ -123,7 +104,7 @@ def time_steps(step: Callable, n: int, device: torch.device) -> float:
     return 1000 * (time.perf_counter() - start) / n
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
@@ -134,11 +115,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
     configure_torch(args.threads)  # threads + torch.set_flush_denormal(True)
     device = resolve_device(args.device)
     a, b, c = (t.to(device) for t in build_dataset(PAPER.p, "add", 0.3, args.seed).split(True))
@@ -169,13 +150,15 @@ def main() -> None:
         for name, step in steps.items():
             times[name].append(time_steps(step, args.steps, device))
 
-    report(args, device, len(a), times, first_loss, setup_s)
+    peak = matmul_peak_gflops(device) if device.type == "cpu" else math.nan
+    return report(args, device, len(a), times, first_loss, setup_s, peak)
 
 
-def report(args, device, n_examples, times, first_loss, setup_s) -> None:
-    """Print the table and write it as CSV."""
+def report(args, device, n_examples, times, first_loss, setup_s, peak) -> list[dict]:
+    """Print the table and write it as CSV; achieved GFLOP/s counts only necessary FLOPs."""
     median = {name: statistics.median(ms) for name, ms in times.items()}
     base = median["bridge (TL 4.x)"]
+    flops = necessary_step_flops(PAPER, n_examples)
     rows = [
         {
             "model": name,
@@ -183,6 +166,8 @@ def report(args, device, n_examples, times, first_loss, setup_s) -> None:
             "ms_min": round(min(ms), 3),
             "ms_max": round(max(ms), 3),
             "speedup_vs_bridge": round(base / median[name], 2),
+            "necessary_gflops_per_s": round(flops / median[name] / 1e6, 1),
+            "matmul_peak_gflops_per_s": round(peak, 1),
             "first_loss": f"{first_loss[name]:.10f}",
             "setup_s": round(setup_s[name], 1),
             "rounds": args.rounds,
@@ -196,13 +181,19 @@ def report(args, device, n_examples, times, first_loss, setup_s) -> None:
     ]
     print(
         f"p={PAPER.p}, {n_examples} examples, {args.threads} threads, {device}, "
-        f"{args.rounds} rounds x {args.steps} steps (median of round means)"
+        f"{args.rounds} rounds x {args.steps} steps (median of round means); necessary FLOPs "
+        f"{flops / 1e9:.2f} GFLOP/step; fp32 matmul peak {peak:.0f} GFLOP/s"
     )
-    print(f"{'model':<18}{'ms/step':>10}{'min':>10}{'max':>10}{'x bridge':>10}  first loss")
+    print(
+        f"{'model':<18}{'ms/step':>10}{'min':>10}{'max':>10}{'x bridge':>10}"
+        f"{'GFLOP/s':>10}{'% peak':>8}  first loss"
+    )
     for row in rows:
         print(
             f"{row['model']:<18}{row['ms_per_step_median']:>10.2f}{row['ms_min']:>10.2f}"
-            f"{row['ms_max']:>10.2f}{row['speedup_vs_bridge']:>10.2f}  {row['first_loss']}"
+            f"{row['ms_max']:>10.2f}{row['speedup_vs_bridge']:>10.2f}"
+            f"{row['necessary_gflops_per_s']:>10.1f}"
+            f"{100 * row['necessary_gflops_per_s'] / peak:>7.0f}%  {row['first_loss']}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as fh:
@@ -210,6 +201,7 @@ def report(args, device, n_examples, times, first_loss, setup_s) -> None:
         writer.writeheader()
         writer.writerows(rows)
     print(f"wrote {args.out}")
+    return rows
 
 
 if __name__ == "__main__":

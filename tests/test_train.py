@@ -1,9 +1,4 @@
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +6,8 @@ import pytest
 import torch
 
 from alignlab import checkpoints as ckpt
-from alignlab.data import build_dataset
+from alignlab import faults
+from alignlab.data import build_dataset, save_dataset
 from alignlab.grokking import model_config, train_config, train_run
 from alignlab.train import TrainConfig, TrainingDiverged, checkpoint_schedule, train
 
@@ -59,56 +55,15 @@ def test_changed_config_does_not_resume_from_old_state(tmp_path, tiny_run):
     pd.testing.assert_frame_equal(fresh, reused, check_exact=True)
 
 
-_CHILD = """
-import json, sys
-from alignlab.grokking import train_run
-from alignlab.data import build_dataset, save_dataset
-run = json.loads(sys.argv[1])
-save_dataset(build_dataset(run["p"], run["op"], run["frac_train"], run["data_seed"]), sys.argv[2])
-train_run(run, sys.argv[2], sys.argv[3], threads=1)
-"""
-
-
-def _start_child(run: dict, tmp_path: Path, run_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    args = [
-        sys.executable,
-        "-c",
-        _CHILD,
-        json.dumps(run),
-        str(tmp_path / "ds.parquet"),
-        str(run_dir),
-    ]
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _kill_after_resume_step(proc: subprocess.Popen, resume: Path, min_step: int) -> int:
-    """SIGKILL the child once its resume state has reached `min_step`; return that step."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if resume.exists():
-            try:
-                step = ckpt.load_resume(resume)[1]
-            except ckpt.CheckpointError:
-                step = -1  # being replaced right now; look again
-            if step >= min_step:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return step
-        if proc.poll() is not None:
-            raise AssertionError("training finished before it could be killed")
-        time.sleep(0.02)
-    raise AssertionError("training did not reach the kill point in time")
-
-
 @pytest.mark.parametrize("kill_at", [100, 260])
 def test_killed_training_resumes_to_identical_results(tmp_path, tiny_run, kill_at):
     run = {**tiny_run, "steps": 400, "checkpoint_every": 20}
     reference = tmp_path / "reference"
     ds_path = tmp_path / "ds.parquet"
+    save_dataset(build_dataset(run["p"], run["op"], run["frac_train"], run["data_seed"]), ds_path)
     interrupted = tmp_path / "interrupted"
-    proc = _start_child(run, tmp_path, interrupted)
-    killed_at = _kill_after_resume_step(proc, interrupted / "resume.safetensors", kill_at)
+    proc = faults.start_training(run, ds_path, interrupted)
+    killed_at = faults.kill_when(proc, interrupted, kill_at)
     assert killed_at < run["steps"]
     assert not (interrupted / "train_log.parquet").exists()
 

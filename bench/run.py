@@ -1,0 +1,96 @@
+"""`make bench`: every speed measurement in one run, against the targets, into bench/results/.
+
+training step   fast trainer vs TransformerLens 4.x bridge vs plain PyTorch (same process,
+                alternating), achieved GFLOP/s on the necessary FLOPs vs matmul peak
+measures        all progress measures for 150 checkpoints
+rule times      per-rule wall time of the laptop scale (Snakemake benchmark files) and the
+                whole `make reproduce` wall time, if it has run
+kill soak       20 SIGKILLs at random moments, resumed to bit-identical results (--soak)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import kill_soak  # noqa: E402
+import measures_time  # noqa: E402
+import rule_times  # noqa: E402
+import step_time  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+WALL_TIME = Path("results") / "reproduce_laptop_seconds.txt"
+
+
+def targets(steps: list[dict], measures: dict, soak: dict | None) -> pd.DataFrame:
+    by_model = {row["model"]: row for row in steps}
+    fast = by_model.get("fast compiled", by_model["fast eager"])
+    peak_share = fast["necessary_gflops_per_s"] / fast["matmul_peak_gflops_per_s"]
+    rows = [
+        (
+            "fast trainer vs TransformerLens bridge, per step",
+            ">= 5x",
+            f"{fast['speedup_vs_bridge']:.2f}x",
+            fast["speedup_vs_bridge"] >= 5,
+        ),
+        (
+            "necessary GFLOP/s vs fp32 matmul peak",
+            ">= 50%",
+            f"{100 * peak_share:.0f}%",
+            peak_share >= 0.5,
+        ),
+        (
+            "all progress measures, 150 checkpoints",
+            "<= 30 s",
+            f"{measures['seconds']:.1f} s",
+            measures["seconds"] <= 30,
+        ),
+    ]
+    if WALL_TIME.exists():
+        seconds = float(WALL_TIME.read_text())
+        rows.append(
+            (
+                "whole laptop scale (make reproduce)",
+                "<= 30 min",
+                f"{seconds / 60:.1f} min",
+                seconds <= 1800,
+            )
+        )
+    if soak:
+        rows.append(
+            (
+                "SIGKILL soak: resumed runs equal uninterrupted",
+                "0 differ",
+                f"{soak['mismatches']} of {soak['runs']} runs ({soak['kills']} kills)",
+                soak["mismatches"] == 0,
+            )
+        )
+    return pd.DataFrame(rows, columns=["measurement", "target", "measured", "met"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--soak", action="store_true", help="also run the 20-kill soak")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    steps = step_time.main(["--threads", str(args.threads), "--rounds", str(args.rounds)])
+    measures = measures_time.main(["--threads", str(args.threads)])
+    rules = rule_times.main(["--scale", "laptop"])
+    if not rules.empty:
+        rules.to_csv(RESULTS / "rule_times_laptop.csv", index=False)
+    soak = kill_soak.main([]) if args.soak else None
+    table = targets(steps, measures, soak)
+    table.to_csv(RESULTS / "targets.csv", index=False)
+    print("\ntargets")
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
