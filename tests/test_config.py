@@ -72,6 +72,19 @@ BAD_VALUES = [
     (("laptop", "defaults", "device"), "tpu", "laptop.defaults.device"),
     (("laptop", "defaults", "steps"), 0, "laptop.defaults.steps"),
     (("laptop", "analysis", "key_freq_threshold"), 2.0, "laptop.analysis.key_freq_threshold"),
+    (("laptop", "analysis", "canonical_seed"), -1, "laptop.analysis.canonical_seed"),
+    (("laptop", "defaults", "d_model"), 0, "laptop.defaults.d_model"),
+    (("laptop", "defaults", "warmup_steps"), -5, "laptop.defaults.warmup_steps"),
+    (("laptop", "defaults", "act_fn"), "tanh", "laptop.defaults.act_fn"),
+    (("laptop", "defaults", "attn_rate"), 1.5, "laptop.defaults.attn_rate"),
+    (("laptop", "defaults", "weight_decay"), -0.1, "laptop.defaults.weight_decay"),
+    (("laptop", "defaults", "early_stop_acc"), 0, "laptop.defaults.early_stop_acc"),
+    (("laptop", "defaults", "checkpoint_every"), 0, "laptop.defaults.checkpoint_every"),
+    (("laptop", "defaults", "seed"), 1.5, "laptop.defaults.seed"),
+    (("paper", "defaults", "n_heads"), "four", "paper.defaults.n_heads"),
+    (("laptop", "grid", "seed"), 0, "laptop.grid.seed"),
+    (("laptop", "grid", "seed"), [], "laptop.grid.seed"),
+    (("laptop", "runs"), {"label": "control"}, "laptop.runs"),
 ]
 
 
@@ -101,6 +114,30 @@ def test_unknown_key_is_named_with_allowed_keys(config, schema):
 def test_unknown_key_in_a_grid_is_named(config, schema):
     with pytest.raises(ConfigError, match="laptop.grid"):
         validate(_set(config, ("laptop", "grid"), {"sead": [0, 1]}), schema)
+
+
+def test_unknown_key_in_a_run_is_named(config, schema):
+    bad = _set(config, ("laptop", "runs"), [{"label": "control", "wieght_decay": 0.0}])
+    with pytest.raises(ConfigError, match=r"unknown key laptop\.runs\.0\.wieght_decay"):
+        validate(bad, schema)
+
+
+def test_bad_run_label_is_named(config, schema):
+    with pytest.raises(ConfigError, match=r"key laptop\.runs\.0\.label: value 'Control run'"):
+        validate(_set(config, ("laptop", "runs"), [{"label": "Control run"}]), schema)
+
+
+def test_missing_required_key_is_named(config, schema):
+    del config["laptop"]["defaults"]["lr"]
+    with pytest.raises(ConfigError, match="key laptop.defaults: 'lr' is a required property"):
+        validate(config, schema)
+
+
+def test_every_violation_is_listed_at_once(config, schema):
+    bad = _set(_set(config, ("laptop", "defaults", "lr"), -1.0), ("smoke", "defaults", "p"), 1)
+    with pytest.raises(ConfigError) as err:
+        validate(bad, schema)
+    assert "laptop.defaults.lr" in str(err.value) and "smoke.defaults.p" in str(err.value)
 
 
 def test_missing_scale_is_named(config, schema):
