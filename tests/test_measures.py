@@ -178,6 +178,14 @@ def test_chunk_size_does_not_change_the_table():
     torch.testing.assert_close(torch.tensor(one.value.values), torch.tensor(three.value.values))
 
 
+def test_same_checkpoints_twice_give_identical_tables():
+    dataset = build_dataset(SMALL.p, "add", 0.3, seed=0)
+    steps, stack = [0, 10], random_run(SMALL, [1, 2])
+    first = progress_measures(steps, stack, SMALL, dataset)
+    second = progress_measures(steps, stack, SMALL, dataset)
+    assert first.equals(second)  # bit for bit, not merely close
+
+
 def test_key_frequencies_come_from_the_final_checkpoints_w_l():
     steps, stack = [20, 0, 10], random_run(SMALL, [0, 1, 2])  # the final step is at index 0
     p, d_model = SMALL.p, SMALL.d_model
