@@ -1,0 +1,118 @@
+# Circuits of the grokked transformer (Nanda et al. 2023): measures -> ablations -> markers,
+# numbers -> figures, on the checkpoints of experiments/grokking at the same scale.
+# Rules files are included alphabetically, so this one comes before grokking's: it loads the
+# grokking config itself and names grokking's outputs by path (never GROK_* or rules.grokking_*).
+from alignlab.circuits import canonical_run_id
+from alignlab.config import expand_runs, load_experiment
+from alignlab.grokking import dataset_id
+
+(CIRC,) = expand_runs(load_experiment(ROOT / "experiments/circuits", SCALE)).values()
+CIRC_GROK_RUNS = expand_runs(load_experiment(ROOT / "experiments/grokking", SCALE))
+CIRC_SOURCE_ID = canonical_run_id(CIRC_GROK_RUNS, CIRC["canonical_seed"])
+CIRC_SOURCE = f"results/grokking/{SCALE}/runs/{CIRC_SOURCE_ID}"
+CIRC_INPUTS = {
+    # train_log.parquet marks training complete; the checkpoints directory is beside it.
+    "train_log": f"{CIRC_SOURCE}/train_log.parquet",
+    "key_freqs": f"{CIRC_SOURCE}/key_frequencies.json",
+    "dataset": f"data/grokking/{dataset_id(CIRC_GROK_RUNS[CIRC_SOURCE_ID])}.parquet",
+}
+CIRC_OUT = f"results/circuits/{SCALE}"
+CIRC_FIGS = "paper/figures/circuits"
+CIRC_FIGURES = ["neurons", "heads", "logits", "ablations", "controls"]
+
+TARGETS["circuits"] = expand(f"{CIRC_FIGS}/{{fig}}.{{ext}}", fig=CIRC_FIGURES, ext=["pdf", "png"]) + [
+    f"{CIRC_OUT}/numbers.json",
+]
+
+
+rule circuits_measures:
+    input:
+        **CIRC_INPUTS,
+    output:
+        measures=f"{CIRC_OUT}/measures.parquet",
+        spectrum=f"{CIRC_OUT}/logit_spectrum.parquet",
+        runs=f"{CIRC_OUT}/runs.parquet",
+    params:
+        source_run_dir=CIRC_SOURCE,
+        analysis=CIRC,
+        code=code("alignlab.circuits"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=lambda wc: 120 if SCALE == "paper" else 10,
+    benchmark:
+        f"{CIRC_OUT}/benchmarks/measures.tsv"
+    log:
+        f"{CIRC_OUT}/logs/measures.log",
+    script:
+        "scripts/measures.py"
+
+
+rule circuits_ablations:
+    input:
+        **CIRC_INPUTS,
+    output:
+        f"{CIRC_OUT}/ablations.parquet",
+    params:
+        source_run_dir=CIRC_SOURCE,
+        analysis=CIRC,
+        code=code("alignlab.circuits"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    benchmark:
+        f"{CIRC_OUT}/benchmarks/ablations.tsv"
+    log:
+        f"{CIRC_OUT}/logs/ablations.log",
+    script:
+        "scripts/ablations.py"
+
+
+rule circuits_summary:
+    input:
+        measures=f"{CIRC_OUT}/measures.parquet",
+        ablations=f"{CIRC_OUT}/ablations.parquet",
+        runs=f"{CIRC_OUT}/runs.parquet",
+    output:
+        markers=f"{CIRC_OUT}/markers.parquet",
+        numbers=f"{CIRC_OUT}/numbers.json",
+    params:
+        threshold=CIRC["explained_threshold"],
+        code=code("alignlab.circuits"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{CIRC_OUT}/logs/summary.log",
+    script:
+        "scripts/summary.py"
+
+
+rule circuits_figures:
+    input:
+        measures=f"{CIRC_OUT}/measures.parquet",
+        spectrum=f"{CIRC_OUT}/logit_spectrum.parquet",
+        ablations=f"{CIRC_OUT}/ablations.parquet",
+        runs=f"{CIRC_OUT}/runs.parquet",
+        phases=f"results/grokking/{SCALE}/phases.parquet",
+    output:
+        # PNGs go into the HTML report (snakemake --report), one caption each, under "circuits".
+        [
+            report(f"{CIRC_FIGS}/{fig}.png", category="circuits", caption=f"report/{fig}.rst")
+            if ext == "png" else f"{CIRC_FIGS}/{fig}.{ext}"
+            for fig in CIRC_FIGURES for ext in ("pdf", "png")
+        ],
+    params:
+        threshold=CIRC["explained_threshold"],
+        out_dir=CIRC_FIGS,
+        code=code("alignlab.figures.circuits"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{CIRC_OUT}/logs/figures.log",
+    script:
+        "scripts/figures.py"

@@ -1,0 +1,15 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.figures.circuits import circuits_figures
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    circuits_figures(
+        sm.input.measures,
+        sm.input.spectrum,
+        sm.input.ablations,
+        sm.input.runs,
+        sm.input.phases,
+        sm.params.out_dir,
+        threshold=sm.params.threshold,
+    )

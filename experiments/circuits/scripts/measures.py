@@ -1,0 +1,15 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.circuits import measure_circuits
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    measure_circuits(
+        sm.params.source_run_dir,
+        sm.input.dataset,
+        sm.input.key_freqs,
+        sm.params.analysis,
+        sm.output.measures,
+        sm.output.spectrum,
+        sm.output.runs,
+    )

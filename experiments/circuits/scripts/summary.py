@@ -1,0 +1,14 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.circuits import summarize
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    summarize(
+        sm.input.measures,
+        sm.input.ablations,
+        sm.input.runs,
+        sm.params.threshold,
+        sm.output.markers,
+        sm.output.numbers,
+    )
