@@ -1,0 +1,161 @@
+# Clock vs pizza (Zhong et al. 2023): dataset -> train per attention rate -> measures -> figure.
+from alignlab.config import expand_runs, load_experiment
+from alignlab.grokking import dataset_id as cp_dataset_id
+from alignlab.grokking import dataset_spec as cp_dataset_spec
+
+CP = load_experiment(ROOT / "experiments/clock_pizza", SCALE)
+CP_RUNS = expand_runs(CP)
+CP_DATASETS = {cp_dataset_id(run): cp_dataset_spec(run) for run in CP_RUNS.values()}
+CP_ANALYSIS = CP["analysis"]
+CP_OUT = f"results/clock_pizza/{SCALE}"
+CP_FIGS = "paper/figures/clock_pizza"
+CP_FIGURES = ["symmetricity"]
+
+TARGETS["clock_pizza"] = expand(f"{CP_FIGS}/{{fig}}.{{ext}}", fig=CP_FIGURES, ext=["pdf", "png"]) + [
+    f"{CP_OUT}/markers.parquet",
+    f"{CP_OUT}/numbers.json",
+]
+
+
+rule clock_pizza_dataset:
+    output:
+        "data/clock_pizza/{dataset}.parquet",
+    params:
+        spec=lambda wc: CP_DATASETS[wc.dataset],
+        code=code("alignlab.grokking"),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    log:
+        "results/clock_pizza/logs/dataset/{dataset}.log",
+    script:
+        "scripts/dataset.py"
+
+
+rule clock_pizza_train:
+    input:
+        dataset=lambda wc: f"data/clock_pizza/{cp_dataset_id(CP_RUNS[wc.run_id])}.parquet",
+    output:
+        # Checkpoints and the resume state live beside these but are not declared outputs:
+        # Snakemake deletes a failed job's outputs, and training must resume from them.
+        log=f"{CP_OUT}/runs/{{run_id}}/train_log.parquet",
+        provenance=f"{CP_OUT}/runs/{{run_id}}/provenance.json",
+    params:
+        run=lambda wc: CP_RUNS[wc.run_id],
+        run_dir=lambda wc: f"{CP_OUT}/runs/{wc.run_id}",
+        code=code("alignlab.clock_pizza"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc: 120 if SCALE == "paper" else 10,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
+    benchmark:
+        f"{CP_OUT}/benchmarks/train/{{run_id}}.tsv"
+    log:
+        f"{CP_OUT}/logs/train/{{run_id}}.log",
+    script:
+        "scripts/train.py"
+
+
+rule clock_pizza_measures:
+    input:
+        log=f"{CP_OUT}/runs/{{run_id}}/train_log.parquet",
+    output:
+        f"{CP_OUT}/runs/{{run_id}}/measures.parquet",
+    params:
+        run_dir=lambda wc: f"{CP_OUT}/runs/{wc.run_id}",
+        n_samples=CP_ANALYSIS["n_samples"],
+        sample_seed=CP_ANALYSIS["sample_seed"],
+        every=CP_ANALYSIS["measure_every"],
+        code=code("alignlab.clock_pizza"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    benchmark:
+        f"{CP_OUT}/benchmarks/measures/{{run_id}}.tsv"
+    log:
+        f"{CP_OUT}/logs/measures/{{run_id}}.log",
+    script:
+        "scripts/measures.py"
+
+
+rule clock_pizza_collect:
+    input:
+        tables=expand(f"{CP_OUT}/runs/{{run_id}}/measures.parquet", run_id=sorted(CP_RUNS)),
+    output:
+        measures=f"{CP_OUT}/measures.parquet",
+        runs=f"{CP_OUT}/runs.parquet",
+    params:
+        run_ids=sorted(CP_RUNS),
+        runs=CP_RUNS,
+        code=code("alignlab.clock_pizza"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{CP_OUT}/logs/collect.log",
+    script:
+        "scripts/collect.py"
+
+
+rule clock_pizza_markers:
+    input:
+        measures=f"{CP_OUT}/measures.parquet",
+        runs=f"{CP_OUT}/runs.parquet",
+    output:
+        f"{CP_OUT}/markers.parquet",
+    params:
+        code=code("alignlab.clock_pizza"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{CP_OUT}/logs/markers.log",
+    script:
+        "scripts/markers.py"
+
+
+rule clock_pizza_figures:
+    input:
+        measures=f"{CP_OUT}/measures.parquet",
+        runs=f"{CP_OUT}/runs.parquet",
+        markers=f"{CP_OUT}/markers.parquet",
+    output:
+        [
+            report(f"{CP_FIGS}/{fig}.png", category="clock_pizza", caption=f"report/{fig}.rst")
+            if ext == "png" else f"{CP_FIGS}/{fig}.{ext}"
+            for fig in CP_FIGURES for ext in ("pdf", "png")
+        ],
+    params:
+        out_dir=CP_FIGS,
+        code=code("alignlab.figures.clock_pizza"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{CP_OUT}/logs/figures.log",
+    script:
+        "scripts/figures.py"
+
+
+rule clock_pizza_numbers:
+    input:
+        markers=f"{CP_OUT}/markers.parquet",
+        runs=f"{CP_OUT}/runs.parquet",
+    output:
+        f"{CP_OUT}/numbers.json",
+    params:
+        code=code("alignlab.clock_pizza"),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    log:
+        f"{CP_OUT}/logs/numbers.log",
+    script:
+        "scripts/numbers.py"

@@ -1,0 +1,7 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.clock_pizza import collect
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    collect(sm.params.run_ids, sm.params.runs, sm.input.tables, sm.output.measures, sm.output.runs)

@@ -1,0 +1,222 @@
+# Local learning coefficient over training (devinterp 2.x): devinterp's grokking MLP (train ->
+# LLC per checkpoint) and the grokking experiment's transformer (LLC at its checkpoints).
+# The grokking config is loaded here, not taken from experiments/grokking/rules.smk, and its
+# files are referred to by path, so this file does not depend on the include order.
+from alignlab.config import expand_runs, load_experiment
+from alignlab.grokking import dataset_id as grok_dataset_id
+from alignlab.llc import dataset_id as llc_dataset_id
+
+LLC = load_experiment(ROOT / "experiments/llc", SCALE)
+LLC_OUT = f"results/llc/{SCALE}"
+LLC_FIGS = "paper/figures/llc"
+LLC_FIGURES = ["llc_mlp", "llc_transformer"]
+LLC_GROK = load_experiment(ROOT / "experiments/grokking", SCALE)
+LLC_GROK_OUT = f"results/grokking/{SCALE}"
+
+
+def _llc_sgld_meta(sgld):
+    return {f"sgld_{key}": value for key, value in sgld.items() if key != "device"}
+
+
+LLC_MLP_RUNS = {f"mlp-{rid}": run for rid, run in expand_runs(LLC["mlp"]).items()}
+LLC_GROK_RUNS = expand_runs(LLC_GROK)
+LLC_TF_RUNS = {
+    rid: run for rid, run in LLC_GROK_RUNS.items()
+    if LLC["transformer"]["runs"] == "all"
+    or (run["seed"] == LLC_GROK["analysis"]["canonical_seed"] and run["weight_decay"] > 0)
+}
+# Every run the tables hold: model kind, its config and the SGLD settings used on it.
+LLC_META = {
+    **{rid: {"model": "mlp", **run, **_llc_sgld_meta(LLC["mlp_sgld"])}
+       for rid, run in LLC_MLP_RUNS.items()},
+    **{rid: {"model": "transformer", **run, **_llc_sgld_meta(LLC["transformer_sgld"])}
+       for rid, run in LLC_TF_RUNS.items()},
+}
+LLC_RUN_IDS = sorted(LLC_META)
+LLC_KIND_DIR = {rid: ("mlp" if meta["model"] == "mlp" else "transformer") for rid, meta in LLC_META.items()}
+
+TARGETS["llc"] = expand(f"{LLC_FIGS}/{{fig}}.{{ext}}", fig=LLC_FIGURES, ext=["pdf", "png"]) + [
+    f"{LLC_OUT}/markers.parquet",
+    f"{LLC_OUT}/numbers.json",
+]
+
+
+rule llc_dataset:
+    output:
+        "data/llc/{dataset}.parquet",
+    params:
+        spec=lambda wc: next(
+            {k: run[k] for k in ("p", "frac_train", "data_seed")}
+            for run in LLC_MLP_RUNS.values() if llc_dataset_id(run) == wc.dataset
+        ),
+        code=code("alignlab.llc"),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    log:
+        "results/llc/logs/dataset/{dataset}.log",
+    script:
+        "scripts/dataset.py"
+
+
+rule llc_train_mlp:
+    input:
+        dataset=lambda wc: f"data/llc/{llc_dataset_id(LLC_MLP_RUNS[wc.run_id])}.parquet",
+    output:
+        # Checkpoints and the resume state live beside these but are not declared outputs:
+        # Snakemake deletes a failed job's outputs, and training must resume from them.
+        log=f"{LLC_OUT}/mlp/{{run_id}}/train_log.parquet",
+        provenance=f"{LLC_OUT}/mlp/{{run_id}}/provenance.json",
+    params:
+        run=lambda wc: LLC_MLP_RUNS[wc.run_id],
+        run_dir=lambda wc: f"{LLC_OUT}/mlp/{wc.run_id}",
+        code=code("alignlab.llc"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=lambda wc: 60 if SCALE == "paper" else 10,
+        gpu=0,
+    benchmark:
+        f"{LLC_OUT}/benchmarks/train/{{run_id}}.tsv"
+    log:
+        f"{LLC_OUT}/logs/train/{{run_id}}.log",
+    script:
+        "scripts/train_mlp.py"
+
+
+rule llc_mlp:
+    input:
+        log=f"{LLC_OUT}/mlp/{{run_id}}/train_log.parquet",
+        dataset=lambda wc: f"data/llc/{llc_dataset_id(LLC_MLP_RUNS[wc.run_id])}.parquet",
+    output:
+        table=f"{LLC_OUT}/mlp/{{run_id}}/llc.parquet",
+        trace=f"{LLC_OUT}/mlp/{{run_id}}/llc_trace.parquet",
+    params:
+        run_dir=lambda wc: f"{LLC_OUT}/mlp/{wc.run_id}",
+        sgld=LLC["mlp_sgld"],
+        every=None,  # every MLP checkpoint
+        code=code("alignlab.llc"),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=lambda wc: 240 if SCALE == "paper" else 10,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
+    benchmark:
+        f"{LLC_OUT}/benchmarks/llc_mlp/{{run_id}}.tsv"
+    log:
+        f"{LLC_OUT}/logs/llc_mlp/{{run_id}}.log",
+    script:
+        "scripts/llc.py"
+
+
+rule llc_transformer:
+    input:
+        # grokking_train's output; the checkpoints lie beside it
+        log=f"{LLC_GROK_OUT}/runs/{{run_id}}/train_log.parquet",
+        dataset=lambda wc: f"data/grokking/{grok_dataset_id(LLC_TF_RUNS[wc.run_id])}.parquet",
+        # its phase boundaries, where the LLC is estimated too
+        grokking_markers=f"{LLC_GROK_OUT}/markers.parquet",
+    output:
+        table=f"{LLC_OUT}/transformer/{{run_id}}/llc.parquet",
+        trace=f"{LLC_OUT}/transformer/{{run_id}}/llc_trace.parquet",
+    params:
+        run_dir=lambda wc: f"{LLC_GROK_OUT}/runs/{wc.run_id}",
+        sgld=LLC["transformer_sgld"],
+        every=LLC["transformer"]["every"],
+        code=code("alignlab.llc"),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=lambda wc: 600 if SCALE == "paper" else 15,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
+    benchmark:
+        f"{LLC_OUT}/benchmarks/llc_transformer/{{run_id}}.tsv"
+    log:
+        f"{LLC_OUT}/logs/llc_transformer/{{run_id}}.log",
+    script:
+        "scripts/llc_transformer.py"
+
+
+rule llc_collect:
+    input:
+        tables=[f"{LLC_OUT}/{LLC_KIND_DIR[rid]}/{rid}/llc.parquet" for rid in LLC_RUN_IDS],
+        traces=[f"{LLC_OUT}/{LLC_KIND_DIR[rid]}/{rid}/llc_trace.parquet" for rid in LLC_RUN_IDS],
+    output:
+        measures=f"{LLC_OUT}/measures.parquet",
+        runs=f"{LLC_OUT}/runs.parquet",
+        traces=f"{LLC_OUT}/traces.parquet",
+    params:
+        run_ids=LLC_RUN_IDS,
+        runs=LLC_META,
+        code=code("alignlab.llc"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{LLC_OUT}/logs/collect.log",
+    script:
+        "scripts/collect.py"
+
+
+rule llc_markers:
+    input:
+        measures=f"{LLC_OUT}/measures.parquet",
+        runs=f"{LLC_OUT}/runs.parquet",
+        grokking_markers=f"{LLC_GROK_OUT}/markers.parquet",
+    output:
+        f"{LLC_OUT}/markers.parquet",
+    params:
+        code=code("alignlab.llc"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{LLC_OUT}/logs/markers.log",
+    script:
+        "scripts/markers.py"
+
+
+rule llc_figures:
+    input:
+        measures=f"{LLC_OUT}/measures.parquet",
+        runs=f"{LLC_OUT}/runs.parquet",
+        markers=f"{LLC_OUT}/markers.parquet",
+        phases=f"{LLC_GROK_OUT}/phases.parquet",
+    output:
+        [
+            report(f"{LLC_FIGS}/{fig}.png", category="llc", caption=f"report/{fig}.rst")
+            if ext == "png" else f"{LLC_FIGS}/{fig}.{ext}"
+            for fig in LLC_FIGURES for ext in ("pdf", "png")
+        ],
+    params:
+        out_dir=LLC_FIGS,
+        code=code("alignlab.figures.llc"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{LLC_OUT}/logs/figures.log",
+    script:
+        "scripts/figures.py"
+
+
+rule llc_numbers:
+    input:
+        markers=f"{LLC_OUT}/markers.parquet",
+        runs=f"{LLC_OUT}/runs.parquet",
+    output:
+        f"{LLC_OUT}/numbers.json",
+    params:
+        code=code("alignlab.llc"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{LLC_OUT}/logs/numbers.log",
+    script:
+        "scripts/numbers.py"

@@ -1,0 +1,15 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.jobs import job
+from alignlab.llc import collect
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    collect(
+        sm.params.run_ids,
+        sm.params.runs,
+        sm.input.tables,
+        sm.input.traces,
+        sm.output.measures,
+        sm.output.runs,
+        sm.output.traces,
+    )
