@@ -44,4 +44,4 @@ bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean-results:
-	rm -rf results data/grokking paper/figures/grokking .snakemake
+	rm -rf results data/*/ paper/figures/*/ paper/generated .snakemake

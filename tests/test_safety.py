@@ -4,7 +4,9 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-UNSAFE = re.compile(r"torch\.load\(|pickle\.loads?\(|allow_pickle\s*=\s*True|yaml\.load\(|yaml\.unsafe_load")
+UNSAFE = re.compile(
+    r"torch\.load\(|pickle\.loads?\(|allow_pickle\s*=\s*True|yaml\.load\(|yaml\.unsafe_load"
+)
 
 
 def _sources():

@@ -1,0 +1,7 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.figures.scaling import scaling_figures
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    scaling_figures(sm.input.runs, sm.input.curves, sm.params.out_dir, sm.params.analysis)

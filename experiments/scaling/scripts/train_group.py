@@ -1,0 +1,7 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.jobs import job
+from alignlab.scaling import train_group
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    train_group(sm.params.runs, sm.input.dataset, sm.params.run_dirs, threads=sm.threads)

@@ -1,0 +1,121 @@
+"""The vectorized many-runs model equals single-run FinalPositionTransformer, run by run."""
+
+import pandas as pd
+import pytest
+import torch
+
+from alignlab.data import build_dataset
+from alignlab.grokking import model_config, train_config
+from alignlab.models import FinalPositionTransformer, ModelConfig, final_position_loss, init_params
+from alignlab.train import TrainConfig, make_optimizer, set_warmup_lr, train
+from alignlab.vectorized import (
+    RunHyper,
+    VectorizedAdamW,
+    per_run_loss,
+    stack_params,
+    train_vectorized,
+    vectorized_logits,
+)
+
+CFG = ModelConfig(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32)
+SEEDS = (0, 1, 2)
+
+
+def _data():
+    ds = build_dataset(CFG.p, "add", 0.5, 0)
+    return ds.split(True)
+
+
+@pytest.mark.parametrize("attn_rate", [1.0, 0.5])
+def test_logits_and_gradients_match_single_runs(attn_rate):
+    cfg = ModelConfig(**{**CFG.to_dict(), "attn_rate": attn_rate})
+    a, b, c = _data()
+    singles = [init_params(cfg, seed) for seed in SEEDS]
+    stacked = {k: v.requires_grad_(True) for k, v in stack_params(singles).items()}
+    logits = vectorized_logits(cfg, stacked, a, b)
+    per_run_loss(logits, c).sum().backward()
+    for r, params in enumerate(singles):
+        model = FinalPositionTransformer(cfg, params)
+        ref = model(a, b)
+        final_position_loss(ref, c).backward()
+        torch.testing.assert_close(logits[r], ref, rtol=1e-5, atol=1e-6)
+        for name, param in model.named_parameters():
+            torch.testing.assert_close(stacked[name].grad[r], param.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_optimizer_steps_match_torch_adamw_per_run():
+    """Per-run lr / wd / W_E group, warm-up, and a masked run that must not move."""
+    a, b, c = _data()
+    tcs = [
+        TrainConfig(steps=5, lr=1e-2, weight_decay=1.0, warmup_steps=2, seed=0),
+        TrainConfig(steps=5, lr=3e-3, weight_decay=0.0, warmup_steps=2, seed=1),
+        TrainConfig(
+            steps=5,
+            lr=5e-3,
+            weight_decay=2.0,
+            warmup_steps=2,
+            seed=2,
+            embed_lr=1e-3,
+            embed_weight_decay=0.0,
+        ),  # fmt: skip
+    ]
+    singles = [init_params(CFG, tc.seed) for tc in tcs]
+    stacked = {k: v.requires_grad_(True) for k, v in stack_params(singles).items()}
+    opt = VectorizedAdamW(stacked, RunHyper.from_configs(tcs, "cpu"), betas=(0.9, 0.98))
+    active = torch.tensor([True, True, False])
+    frozen = {k: v[2].detach().clone() for k, v in stacked.items()}
+    for step in range(4):
+        opt.zero_grad()
+        per_run_loss(vectorized_logits(CFG, stacked, a, b), c).sum().backward()
+        opt.step(active, lr_factor=min(step / 2, 1.0))
+    for r in (0, 1):
+        model = FinalPositionTransformer(CFG, singles[r])
+        optim = make_optimizer(model, tcs[r])
+        for step in range(4):
+            set_warmup_lr(optim, step, tcs[r].warmup_steps)
+            optim.zero_grad()
+            final_position_loss(model(a, b), c).backward()
+            optim.step()
+        for name, param in model.named_parameters():
+            torch.testing.assert_close(stacked[name][r], param.detach(), rtol=1e-4, atol=1e-6)
+    for name, value in frozen.items():
+        assert torch.equal(stacked[name][2], value)  # masked: untouched
+
+
+def test_vectorized_training_matches_single_run_logs(tmp_path, tiny_run):
+    """A short group run gives, per run, the single-run trainer's log to fp32 rounding."""
+    runs = [{**tiny_run, "steps": 40, "seed": s, "lr": lr} for s, lr in ((0, 1e-2), (1, 3e-3))]
+    ds = build_dataset(tiny_run["p"], "add", tiny_run["frac_train"], 0)
+    logs = train_vectorized(
+        model_config(runs[0]),
+        [train_config(r) for r in runs],
+        ds,
+        run_dirs=[tmp_path / "v0", tmp_path / "v1"],
+        run_configs=runs,
+    )
+    for r, run in enumerate(runs):
+        ref = train(model_config(run), train_config(run), ds, tmp_path / f"s{r}", run_config=run)
+        pd.testing.assert_frame_equal(logs[r], ref, check_exact=False, rtol=1e-3, atol=1e-4)
+        assert (tmp_path / f"v{r}" / "train_log.parquet").exists()
+        assert (tmp_path / f"v{r}" / "checkpoints" / "step_000040.safetensors").exists()
+
+
+def test_early_stop_per_run_matches_the_single_run_trainer(tmp_path, tiny_run):
+    """Each run stops where the single-run trainer stops; its log ends there."""
+    runs = [{**tiny_run, "steps": 60, "seed": s, "early_stop_patience": 10,
+             "early_stop_acc": 1e-9} for s in (0, 1, 2)]  # fmt: skip
+    ds = build_dataset(tiny_run["p"], "add", tiny_run["frac_train"], 0)
+    logs = train_vectorized(model_config(runs[0]), [train_config(r) for r in runs], ds)
+    lengths = set()
+    for r, run in enumerate(runs):
+        ref = train(model_config(run), train_config(run), ds, tmp_path / f"s{r}", run_config=run)
+        assert list(logs[r].step) == list(ref.step)
+        lengths.add(len(ref))
+    assert min(lengths) < 7  # at least one run stopped early
+
+
+def test_group_with_different_shapes_is_refused(tiny_run):
+    ds = build_dataset(tiny_run["p"], "add", tiny_run["frac_train"], 0)
+    tcs = [train_config(tiny_run), train_config({**tiny_run, "steps": 30})]
+    with pytest.raises(ValueError, match="share steps"):
+        train_vectorized(model_config(tiny_run), tcs, ds)
