@@ -78,3 +78,11 @@ def test_killed_training_resumes_to_identical_results(tmp_path, tiny_run, kill_a
     got, _, _ = ckpt.load_weights(interrupted / final)
     want, _, _ = ckpt.load_weights(reference / final)
     assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_early_stopped_run_is_not_trained_further_on_rerun(tmp_path, tiny_run):
+    run = {**tiny_run, "steps": 400, "lr": 3e-2, "early_stop_patience": 20, "early_stop_acc": 0.05}
+    first = _train(run, tmp_path)
+    assert first.step.iloc[-1] < run["steps"]  # stopped early
+    again = _train(run, tmp_path)  # e.g. Snakemake reruns the job after a params change
+    pd.testing.assert_frame_equal(first, again, check_exact=True)

@@ -48,7 +48,7 @@ from alignlab.data import ModularDataset, build_dataset, load_dataset, save_data
 from alignlab.models import FinalPositionTransformer, ModelConfig
 from alignlab.provenance import code_version, config_hash, provenance, write_json
 from alignlab.runtime import configure_torch, resolve_device
-from alignlab.train import TrainingDiverged, _load_optimizer, _optimizer_tensors
+from alignlab.train import TrainingDiverged, load_optimizer_state, optimizer_state_tensors
 
 
 class ChainFailure(RuntimeError):
@@ -147,7 +147,7 @@ def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) ->
         if extra.get("fingerprint") == fingerprint:
             params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
             model.load_state_dict(params)
-            _load_optimizer(optimizer, tensors, extra["param_groups"])
+            load_optimizer_state(optimizer, tensors, extra["param_groups"])
             batches.set_state(tensors["batch_rng"])
             step, log = stored_step, extra["log"]
             tqdm.write(f"resuming {run_dir.name} from step {step}")
@@ -169,7 +169,7 @@ def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) ->
                 ckpt.save_weights(
                     params, ckpt.step_path(run_dir / "checkpoints", step), step, cfg.to_dict()
                 )
-                tensors, groups = _optimizer_tensors(optimizer)
+                tensors, groups = optimizer_state_tensors(optimizer)
                 tensors |= {f"param.{k}": v for k, v in params.items()}
                 tensors["batch_rng"] = batches.get_state()
                 extra = {"fingerprint": fingerprint, "param_groups": groups, "log": log}

@@ -122,7 +122,8 @@ def evaluate(model, dataset: ModularDataset, device: torch.device) -> dict[str, 
     return out
 
 
-def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], list]:
+def optimizer_state_tensors(optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    """Optimizer moments as named tensors (for safetensors) and its param groups (JSON-able)."""
     state = optimizer.state_dict()
     tensors = {
         f"optim.{idx}.{key}": value.detach().cpu().reshape(value.shape)
@@ -132,7 +133,8 @@ def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], list]:
     return tensors, state["param_groups"]
 
 
-def _load_optimizer(optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+def load_optimizer_state(optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+    """Inverse of `optimizer_state_tensors`."""
     state: dict[int, dict] = {}
     for name, value in tensors.items():
         if name.startswith("optim."):
@@ -148,6 +150,7 @@ class _State:
     step: int
     log: list[dict]
     early_stop_since: int | None
+    finished: bool = False  # reached the last step or stopped early: a rerun trains no further
 
 
 def _fresh_state(model_cfg, tc, device) -> _State:
@@ -164,10 +167,11 @@ def _resume_or_start(run_dir: Path, fingerprint: str, model_cfg, tc, device) -> 
         if extra.get("fingerprint") == fingerprint:
             params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
             state.model.load_state_dict(params)
-            _load_optimizer(state.optimizer, tensors, extra["param_groups"])
+            load_optimizer_state(state.optimizer, tensors, extra["param_groups"])
             torch.set_rng_state(tensors["rng"])
             state.step, state.log = step, extra["log"]
             state.early_stop_since = extra["early_stop_since"]
+            state.finished = extra["finished"]
             tqdm.write(f"resuming {run_dir.name} from step {step}")
             return state
         tqdm.write(f"{run_dir.name}: resume state is from another config or code; starting afresh")
@@ -177,7 +181,7 @@ def _resume_or_start(run_dir: Path, fingerprint: str, model_cfg, tc, device) -> 
 
 
 def _save_resume(run_dir: Path, state: _State, fingerprint: str) -> None:
-    tensors, groups = _optimizer_tensors(state.optimizer)
+    tensors, groups = optimizer_state_tensors(state.optimizer)
     tensors.update({f"param.{k}": v for k, v in state.model.params().items()})
     tensors["rng"] = torch.get_rng_state()
     extra = {
@@ -185,12 +189,13 @@ def _save_resume(run_dir: Path, state: _State, fingerprint: str) -> None:
         "param_groups": groups,
         "log": state.log,
         "early_stop_since": state.early_stop_since,
+        "finished": state.finished,
     }
     ckpt.save_resume(run_dir / "resume.safetensors", tensors, state.step, extra)
 
 
-def _record_checkpoint(state: _State, dataset, device, run_dir, model_cfg, tc, fingerprint) -> bool:
-    """Evaluate, save weights and resume state at this step; return True to stop early."""
+def _record_checkpoint(state: _State, dataset, device, run_dir, model_cfg, tc, fingerprint) -> None:
+    """Evaluate, save weights and resume state at this step; decide whether training is done."""
     metrics = evaluate(state.model, dataset, device)
     if not np.isfinite(metrics["train_loss"]):
         raise TrainingDiverged(
@@ -205,11 +210,14 @@ def _record_checkpoint(state: _State, dataset, device, run_dir, model_cfg, tc, f
             state.early_stop_since = None
         elif state.early_stop_since is None:
             state.early_stop_since = state.step
-    _save_resume(run_dir, state, fingerprint)
-    return (
+    generalized = (
         state.early_stop_since is not None
         and state.step - state.early_stop_since >= tc.early_stop_patience
     )
+    if generalized and state.step < tc.steps:
+        tqdm.write(f"{run_dir.name}: generalized; early stop at step {state.step}")
+    state.finished = generalized or state.step >= tc.steps
+    _save_resume(run_dir, state, fingerprint)
 
 
 def storage_estimate(model_cfg: ModelConfig, n_checkpoints: int) -> str:
@@ -243,17 +251,11 @@ def train(
     train_step = make_train_step(state.model, state.optimizer, a, b, c, compile=tc.compile)
     started, start_step = time.perf_counter(), state.step
     with tqdm(total=tc.steps, initial=state.step, desc=run_dir.name, mininterval=2) as bar:
-        while True:
+        while not state.finished:
             if state.step in schedule and (not state.log or state.log[-1]["step"] != state.step):
-                stop = _record_checkpoint(
-                    state, dataset, device, run_dir, model_cfg, tc, fingerprint
-                )
+                _record_checkpoint(state, dataset, device, run_dir, model_cfg, tc, fingerprint)
                 bar.set_postfix(test_acc=f"{state.log[-1]['test_acc']:.3f}", refresh=False)
-                if stop and state.step != tc.steps:
-                    tqdm.write(f"{run_dir.name}: generalized; early stop at step {state.step}")
-                    break
-            if state.step >= tc.steps:
-                break
+                continue
             set_warmup_lr(state.optimizer, state.step, tc.warmup_steps)
             train_step()
             state.step += 1
