@@ -1,0 +1,190 @@
+# RLHF reward-model overoptimization (Gao et al. 2022): pool + pairs -> proxy RMs (train, score
+# the pool, best-of-n) -> collect -> per-cell summary and fits -> figures, numbers, markers.
+from alignlab.config import load_experiment
+from alignlab.reward.experiment import data_id, expand_runs
+from alignlab.reward.train import pairs_spec
+
+RW = load_experiment(ROOT / "experiments/reward", SCALE)
+RW_RUNS, RW_CELLS = expand_runs(RW)
+RW_IDS = sorted(RW_RUNS)
+RW_POOL_ID = data_id({"env": RW["env"], "pool": RW["pool"]})
+# one pairs file per (environment, data seed, labelling, size): each holds as many pairs as its
+# largest run needs, and smaller runs take prefixes (nested data sizes). The size is part of the
+# id, so another scale's smaller file never replaces it.
+_RW_MAX = {}
+for _run in RW_RUNS.values():
+    _key = data_id(pairs_spec(_run, RW["env"]))
+    _RW_MAX[_key] = max(_run["n_pairs"], _RW_MAX.get(_key, 0))
+RW_PAIRS = {}  # pairs id -> (spec, n_pairs)
+RW_RUN_PAIRS = {}  # run id -> pairs id
+for _rid, _run in RW_RUNS.items():
+    _spec = pairs_spec(_run, RW["env"])
+    _n = _RW_MAX[data_id(_spec)]
+    _pid = data_id({**_spec, "n_pairs": _n})
+    RW_PAIRS[_pid] = (_spec, _n)
+    RW_RUN_PAIRS[_rid] = _pid
+RW_OUT = f"results/reward/{SCALE}"
+RW_FIGS = "paper/figures/reward"
+RW_FIGURES = ["rm_size", "data_size", "alpha_beta"]
+
+TARGETS["reward"] = expand(f"{RW_FIGS}/{{fig}}.{{ext}}", fig=RW_FIGURES, ext=["pdf", "png"]) + [
+    f"{RW_OUT}/numbers.json",
+    "paper/generated/reward_fits.tex",
+]
+
+
+def rw_pairs_path(wc):
+    return f"data/reward/pairs-{RW_RUN_PAIRS[wc.run_id]}.safetensors"
+
+
+rule reward_pool:
+    output:
+        f"data/reward/pool-{RW_POOL_ID}.safetensors",
+    params:
+        env=RW["env"],
+        pool=RW["pool"],
+        code=code("alignlab.reward.train"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{RW_OUT}/logs/pool.log",
+    script:
+        "scripts/pool.py"
+
+
+rule reward_pairs:
+    output:
+        "data/reward/pairs-{pairs_id}.safetensors",
+    params:
+        spec=lambda wc: RW_PAIRS[wc.pairs_id][0],
+        n_pairs=lambda wc: RW_PAIRS[wc.pairs_id][1],
+        code=code("alignlab.reward.train"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{RW_OUT}/logs/pairs/{{pairs_id}}.log",
+    script:
+        "scripts/pairs.py"
+
+
+rule reward_train:
+    input:
+        pool=f"data/reward/pool-{RW_POOL_ID}.safetensors",
+        pairs=rw_pairs_path,
+    output:
+        # checkpoints live beside these, not declared (see grokking_train)
+        log=f"{RW_OUT}/runs/{{run_id}}/train_log.parquet",
+        bon=f"{RW_OUT}/runs/{{run_id}}/bon.parquet",
+        provenance=f"{RW_OUT}/runs/{{run_id}}/provenance.json",
+    params:
+        run=lambda wc: RW_RUNS[wc.run_id],
+        env=RW["env"],
+        analysis=RW["analysis"],
+        run_dir=lambda wc: f"{RW_OUT}/runs/{wc.run_id}",
+        code=code("alignlab.reward.train"),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=lambda wc: 120 if SCALE == "paper" else 10,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
+    benchmark:
+        f"{RW_OUT}/benchmarks/train/{{run_id}}.tsv"
+    log:
+        f"{RW_OUT}/logs/train/{{run_id}}.log",
+    script:
+        "scripts/train.py"
+
+
+rule reward_collect:
+    input:
+        bon=expand(f"{RW_OUT}/runs/{{run_id}}/bon.parquet", run_id=RW_IDS),
+        logs=expand(f"{RW_OUT}/runs/{{run_id}}/train_log.parquet", run_id=RW_IDS),
+    output:
+        bon=f"{RW_OUT}/bon.parquet",
+        logs=f"{RW_OUT}/train_logs.parquet",
+        runs=f"{RW_OUT}/runs.parquet",
+    params:
+        run_ids=RW_IDS,
+        runs=RW_RUNS,
+        cells=RW_CELLS,
+        code=code("alignlab.reward.experiment"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{RW_OUT}/logs/collect.log",
+    script:
+        "scripts/collect.py"
+
+
+rule reward_summary:
+    input:
+        bon=f"{RW_OUT}/bon.parquet",
+        runs=f"{RW_OUT}/runs.parquet",
+    output:
+        fits=f"{RW_OUT}/fits.parquet",
+        curves=f"{RW_OUT}/curves.parquet",
+        markers=f"{RW_OUT}/markers.parquet",
+    params:
+        cells=RW_CELLS,
+        analysis=RW["analysis"],
+        code=code("alignlab.reward.experiment"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    benchmark:
+        f"{RW_OUT}/benchmarks/summary.tsv"
+    log:
+        f"{RW_OUT}/logs/summary.log",
+    script:
+        "scripts/summary.py"
+
+
+rule reward_figures:
+    input:
+        curves=f"{RW_OUT}/curves.parquet",
+        fits=f"{RW_OUT}/fits.parquet",
+    output:
+        # PNGs go into the HTML report (snakemake --report), one caption each, under "reward".
+        [
+            report(f"{RW_FIGS}/{fig}.png", category="reward", caption=f"report/{fig}.rst")
+            if ext == "png" else f"{RW_FIGS}/{fig}.{ext}"
+            for fig in RW_FIGURES for ext in ("pdf", "png")
+        ],
+    params:
+        out_dir=RW_FIGS,
+        code=code("alignlab.figures.reward"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    log:
+        f"{RW_OUT}/logs/figures.log",
+    script:
+        "scripts/figures.py"
+
+
+rule reward_numbers:
+    input:
+        fits=f"{RW_OUT}/fits.parquet",
+        runs=f"{RW_OUT}/runs.parquet",
+    output:
+        numbers=f"{RW_OUT}/numbers.json",
+        table="paper/generated/reward_fits.tex",
+    params:
+        block=RW,
+        code=code("alignlab.reward.experiment"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{RW_OUT}/logs/numbers.log",
+    script:
+        "scripts/numbers.py"

@@ -1,0 +1,7 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.figures.reward import reward_figures
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    reward_figures(sm.input.curves, sm.input.fits, sm.params.out_dir)

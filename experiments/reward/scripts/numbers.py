@@ -1,0 +1,7 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.jobs import job
+from alignlab.reward.experiment import numbers
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    numbers(sm.input.fits, sm.input.runs, sm.params.block, sm.output.numbers, sm.output.table)

@@ -1,0 +1,91 @@
+"""The synthetic environment: determinism, token layout, the gold reward's terms, labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alignlab.config import ConfigError, load_experiment, load_yaml, validate
+from alignlab.reward.env import Batch, Env, EnvConfig, make_pairs, make_pool
+from alignlab.reward.experiment import expand_runs
+from alignlab.reward.train import split_pairs
+
+CFG = EnvConfig(repeat_penalty=30.0)
+
+
+def test_gold_is_deterministic_by_seed():
+    a = make_pool(Env(CFG), 3, 200, seed=5)
+    b = make_pool(Env(CFG), 3, 200, seed=5)
+    np.testing.assert_array_equal(a["tokens"], b["tokens"])
+    np.testing.assert_array_equal(a["gold"], b["gold"])
+    c = make_pool(Env(EnvConfig(repeat_penalty=30.0, seed=1)), 3, 200, seed=5)
+    assert not np.array_equal(a["gold"], c["gold"])  # another environment, another gold
+
+
+def test_token_layout():
+    env = Env(CFG)
+    batch = Batch(
+        prompt=np.array([[CFG.n_tokens + 1, CFG.n_tokens + 2, CFG.pad, CFG.pad]]),
+        prompt_len=np.array([2]),
+        completion=np.array([[5, 6, 7] + [0] * (CFG.len_max - 3)]),
+        completion_len=np.array([3]),
+    )
+    tokens, eos = env.tokens(batch)
+    expected = [CFG.n_tokens + 1, CFG.n_tokens + 2, CFG.sep, 5, 6, 7, CFG.eos]
+    assert tokens[0, :7].tolist() == expected
+    assert eos[0] == 6
+    assert (tokens[0, 7:] == CFG.pad).all()
+    assert tokens.shape[1] == CFG.n_ctx
+
+
+def test_gold_terms_by_hand():
+    env = Env(CFG)
+    comp = np.zeros((2, CFG.len_max), dtype=np.int64)
+    comp[0, :4] = [3, 3, 9, 3]  # token 3 three times: penalised
+    comp[1, :4] = [3, 3, 9, 4]
+    prompt = np.array([[CFG.n_tokens + 1, CFG.n_tokens + 2, CFG.pad, CFG.pad]] * 2)
+    batch = Batch(prompt, np.array([2, 2]), comp, np.array([4, 4]))
+    parts = env.gold_parts(batch)
+    assert parts["repeated"].tolist() == [1.0, 0.0]
+    assert parts["repeat"][0] == -CFG.repeat_penalty
+    cls = 1 % CFG.n_classes
+    v = env.values[cls]
+    assert parts["tokens"][1] == pytest.approx(v[3] * 2 + v[9] + v[4])
+    assert parts["length"][0] == pytest.approx(-CFG.length_coef * (4 - CFG.length_opt) ** 2)
+
+
+def test_penalty_is_rare_in_base_samples():
+    pool = make_pool(Env(CFG), 8, 2000, seed=0)
+    assert 0.03 < pool["repeated"].mean() < 0.10  # DESIGN.md: about 6%
+
+
+def test_pairs_labels():
+    env = Env(CFG)
+    pairs = make_pairs(env, 500, seed=0)
+    assert (pairs["chosen_gold"] >= pairs["rejected_gold"]).all()
+    flipped = make_pairs(env, 2000, seed=0, label="flip", flip_rate=0.25)
+    wrong = (flipped["chosen_gold"] < flipped["rejected_gold"]).mean()
+    assert 0.2 < wrong < 0.3
+    bt = make_pairs(env, 2000, seed=0, label="bradley_terry", temperature=1.0)
+    assert 0.5 < (bt["chosen_gold"] >= bt["rejected_gold"]).mean() < 1.0
+    # the data-size sweep takes prefixes of one set: nested sizes, last 10% held out
+    small_train, small_test = split_pairs(pairs, 100, 0.1)
+    big_train, _ = split_pairs(pairs, 500, 0.1)
+    assert torch.equal(small_train["chosen"], big_train["chosen"][:90])
+    assert torch.equal(small_test["chosen"], big_train["chosen"][90:100])
+
+
+def test_config_scales_and_unknown_key():
+    for scale in ("smoke", "laptop", "paper"):
+        runs, cells = expand_runs(load_experiment("experiments/reward", scale))
+        assert "oracle:0" in cells and all(len(r) for r in cells.values())
+    config = load_yaml("experiments/reward/config.yaml")
+    schema = load_yaml("experiments/reward/config.schema.yaml")
+    config["laptop"]["defaults"]["d_modle"] = 8
+    with pytest.raises(ConfigError, match="d_modle"):
+        validate(config, schema)
+    config = load_yaml("experiments/reward/config.yaml")
+    config["laptop"]["env"]["repeat_penalty"] = -1
+    with pytest.raises(ConfigError, match="repeat_penalty"):
+        validate(config, schema)
