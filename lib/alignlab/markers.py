@@ -87,7 +87,7 @@ def evaluate(experiment: str, specs: list[dict], values, runs, scale: str) -> pd
             rows.append(row | {"reproduced": "no runs", "seeds": "", "status": "fails"})
             continue
         reproduced, status = _evaluate(spec, table)
-        seeds = ",".join(str(int(s)) for s in sorted(table.seed))
+        seeds = ",".join(str(int(s)) for s in sorted(set(table.seed)))
         rows.append(row | {"reproduced": reproduced, "seeds": seeds, "status": status})
     return pd.DataFrame(rows, columns=COLUMNS)
 
