@@ -15,6 +15,7 @@ from alignlab.checkpoints import load_stack
 from alignlab.data import build_dataset, load_dataset, save_dataset
 from alignlab.measures import progress_measures
 from alignlab.models import ModelConfig
+from alignlab.tables import flat_config
 from alignlab.train import TrainConfig, train
 
 _MODEL_KEYS = ("p", "d_model", "n_heads", "d_head", "d_mlp", "act_fn", "attn_rate")
@@ -86,12 +87,8 @@ def collect(
         pd.read_parquet(path).assign(run_id=rid) for rid, path in zip(run_ids, tables, strict=True)
     ]
     pd.concat(frames, ignore_index=True).to_parquet(out_measures, index=False)
-    meta = pd.DataFrame([{"run_id": rid, **_flat(runs[rid])} for rid in run_ids])
+    meta = pd.DataFrame([{"run_id": rid, **flat_config(runs[rid])} for rid in run_ids])
     meta.to_parquet(out_runs, index=False)
-
-
-def _flat(run: dict) -> dict:
-    return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.items()}
 
 
 def numbers(measures_path, runs_path, markers_path, canonical_seed: int, out: Path) -> None:

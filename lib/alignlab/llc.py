@@ -48,6 +48,7 @@ from alignlab.data import ModularDataset, build_dataset, load_dataset, save_data
 from alignlab.models import FinalPositionTransformer, ModelConfig
 from alignlab.provenance import code_version, config_hash, provenance, write_json
 from alignlab.runtime import configure_torch, resolve_device
+from alignlab.tables import flat_config, series
 from alignlab.train import TrainingDiverged, load_optimizer_state, optimizer_state_tensors
 
 
@@ -464,17 +465,12 @@ def collect(
             for rid, path in zip(run_ids, paths, strict=True)
         ]
         pd.concat(frames, ignore_index=True).to_parquet(out, index=False)
-    meta = [{"run_id": rid, **_flat(runs[rid])} for rid in run_ids]
+    meta = [{"run_id": rid, **flat_config(runs[rid])} for rid in run_ids]
     pd.DataFrame(meta).to_parquet(out_runs, index=False)
 
 
-def _flat(run: dict) -> dict:
-    return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.items()}
-
-
 def _series(run: pd.DataFrame, measure: str) -> pd.Series:
-    rows = run[(run.measure == measure) & (run.component == "")]
-    return rows.set_index("step")["value"].sort_index()
+    return series(run, measure)
 
 
 def _spearman(x: pd.Series, y: pd.Series) -> float:

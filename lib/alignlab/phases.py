@@ -22,14 +22,16 @@ import math
 import numpy as np
 import pandas as pd
 
+from alignlab.tables import series
+
 PHASES = ("memorization", "circuit formation", "cleanup")
 
 
 def _series(run: pd.DataFrame, measure: str, component: str = "") -> pd.Series:
-    rows = run[(run.measure == measure) & (run.component == component)]
-    if rows.empty:
+    values = series(run, measure, component)
+    if values.empty:
         raise KeyError(f"measure {measure!r} (component {component!r}) is not in the table")
-    return rows.set_index("step")["value"].sort_index()
+    return values
 
 
 def _first_step(mask: pd.Series, after: float = -math.inf) -> float:

@@ -41,6 +41,7 @@ from alignlab.data import load_dataset
 from alignlab.grokking import dataset_id, model_config, train_config, train_run
 from alignlab.measures import final_key_frequencies
 from alignlab.provenance import config_hash
+from alignlab.tables import flat_config
 from alignlab.vectorized import train_vectorized
 
 SWEEPS = ("fraction", "phase", "width", "weight_decay")
@@ -188,7 +189,7 @@ def final_checkpoint_key_frequencies(run_dir: Path, threshold: float) -> list[in
 def summarize_run(run_id: str, run: dict, run_dir: Path, analysis: dict, out: Path) -> None:
     """One row (parquet) per run: config values, milestones, phase and final key frequencies."""
     log = pd.read_parquet(Path(run_dir) / "train_log.parquet")
-    row = {"run_id": run_id, **_flat(run), **summarize_log(log, analysis)}
+    row = {"run_id": run_id, **flat_config(run), **summarize_log(log, analysis)}
     if run["p"] % 2 == 1 and run["op"] == "add":
         keys = final_checkpoint_key_frequencies(run_dir, analysis["key_freq_threshold"])
         row |= {"n_key_freqs": len(keys), "key_freqs": ",".join(map(str, keys))}
@@ -197,10 +198,6 @@ def summarize_run(run_id: str, run: dict, run_dir: Path, analysis: dict, out: Pa
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([row]).to_parquet(out, index=False)
     log.assign(run_id=run_id).to_parquet(Path(out).with_name("curve.parquet"), index=False)
-
-
-def _flat(run: dict) -> dict:
-    return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.items()}
 
 
 # ---------------------------------------------------------------- aggregate

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from alignlab.figures.style import COLORS, figure, house_style, legend_below, save, shade_phases
+from alignlab.tables import series
 
 TRAINED, RANDOM = "#0072B2", "#999999"
 
@@ -26,8 +27,7 @@ def _rows(measures, run_id, measure) -> pd.DataFrame:
 
 
 def _series(measures, run_id, measure, component="") -> pd.Series:
-    rows = _rows(measures, run_id, measure)
-    return rows[rows.component == component].set_index("step")["value"].sort_index()
+    return series(measures, measure, component, run_id=run_id)
 
 
 def _final(measures, run_id, measure) -> pd.DataFrame:

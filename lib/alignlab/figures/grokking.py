@@ -8,15 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from alignlab.figures.style import COLORS, figure, house_style, legend_below, save, shade_phases
+from alignlab.tables import series
 
 
 def _series(measures: pd.DataFrame, run_id: str, measure: str, component: str = "") -> pd.Series:
-    rows = measures[
-        (measures.run_id == run_id)
-        & (measures.measure == measure)
-        & (measures.component == component)
-    ]
-    return rows.set_index("step")["value"].sort_index()
+    return series(measures, measure, component, run_id=run_id)
 
 
 def canonical_and_control(runs: pd.DataFrame, canonical_seed: int) -> tuple[str, str | None]:

@@ -8,18 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from alignlab.figures.style import COLORS, figure, house_style, legend_below, save, shade_phases
+from alignlab.tables import series
 
 LLC_COLOR = "#222222"
 BOUNDARY_STYLE = {"color": "#555555", "lw": 0.8, "ls": "--"}
 
 
 def _series(measures: pd.DataFrame, run_id: str, measure: str, component: str = "") -> pd.Series:
-    rows = measures[
-        (measures.run_id == run_id)
-        & (measures.measure == measure)
-        & (measures.component == component)
-    ]
-    return rows.set_index("step")["value"].sort_index()
+    return series(measures, measure, component, run_id=run_id)
 
 
 def _llc_panel(ax, measures, run_id, title):
