@@ -27,20 +27,27 @@ def repo_copy(tmp_path):
     return tmp_path
 
 
+def _run_in_copy(repo_copy: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m <args>` in the copy, importing the copy's alignlab (with the new module)."""
+    env = {**os.environ, "PYTHONPATH": str(repo_copy / "lib")}
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=repo_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_scaffolded_experiment_is_planned_by_the_dag(repo_copy):
     written = new_experiment("toy_decay", repo_copy)
     assert repo_copy / "experiments/toy_decay/rules.smk" in written
     assert (repo_copy / "lib/alignlab/toy_decay.py").exists()
     assert (repo_copy / "tests/test_toy_decay.py").exists()
-    env = {**os.environ, "PYTHONPATH": str(repo_copy / "lib")}  # import the copy's alignlab
     for scale in ("smoke", "paper"):
-        result = subprocess.run(
-            [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", f"scale={scale}"],
-            cwd=repo_copy,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        result = _run_in_copy(
+            repo_copy, "snakemake", "-n", "--cores", "1", "--config", f"scale={scale}"
         )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "toy_decay_run" in result.stdout and "grokking_train" in result.stdout
@@ -48,35 +55,13 @@ def test_scaffolded_experiment_is_planned_by_the_dag(repo_copy):
 
 def test_scaffolded_experiment_runs_end_to_end(repo_copy):
     new_experiment("toy_decay", repo_copy)
-    env = {**os.environ, "PYTHONPATH": str(repo_copy / "lib")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--cores",
-            "2",
-            "--config",
-            "scale=smoke",
-            "only=toy_decay",
-        ],
-        cwd=repo_copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = _run_in_copy(
+        repo_copy, "snakemake", "--cores", "2", "--config", "scale=smoke", "only=toy_decay"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (repo_copy / "paper/figures/toy_decay/curve.png").exists()
     assert "toy_decay" in (repo_copy / "paper/generated/sections.tex").read_text()
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", str(repo_copy / "tests/test_toy_decay.py")],
-        cwd=repo_copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    tests = _run_in_copy(repo_copy, "pytest", "-q", str(repo_copy / "tests/test_toy_decay.py"))
     assert tests.returncode == 0, tests.stdout[-2000:]
 
 
