@@ -33,12 +33,12 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lib tests bench experiments
-	$(VENV)/bin/ruff format --check lib tests bench experiments
+	$(VENV)/bin/ruff check lib tests bench experiments paper
+	$(VENV)/bin/ruff format --check lib tests bench experiments paper
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format lib tests bench experiments
-	$(VENV)/bin/ruff check --fix lib tests bench experiments
+	$(VENV)/bin/ruff format lib tests bench experiments paper
+	$(VENV)/bin/ruff check --fix lib tests bench experiments paper
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
