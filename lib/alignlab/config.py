@@ -8,6 +8,7 @@ plus a short hash of the resolved config.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -78,6 +79,15 @@ def load_experiment(experiment_dir: Path, scale: str) -> dict:
     schema = load_yaml(experiment_dir / "config.schema.yaml")
     validate(config, schema, source=f"{experiment_dir / 'config.yaml'}")
     return config[scale]
+
+
+def dataclass_from(cls, values: dict, what: str):
+    """Build the dataclass `cls` from a dict, naming any key it does not know."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} {unknown}; allowed: {sorted(known)}")
+    return cls(**values)
 
 
 def run_slug(overrides: dict) -> str:

@@ -33,7 +33,7 @@ import json
 import math
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ from torch import nn
 from tqdm import tqdm
 
 from alignlab import checkpoints as ckpt
+from alignlab.config import dataclass_from
 from alignlab.data import ModularDataset, build_dataset, load_dataset, save_dataset
 from alignlab.models import FinalPositionTransformer, ModelConfig
 from alignlab.provenance import code_version, config_hash, provenance, write_json
@@ -222,11 +223,7 @@ class SGLDConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> SGLDConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SGLD settings {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from(cls, values, "SGLD settings")
 
 
 def default_n_beta(n: int) -> float:

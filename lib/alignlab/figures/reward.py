@@ -78,26 +78,20 @@ def alpha_beta_figure(fits: pd.DataFrame, out_dir: Path) -> None:
         if part.empty:
             continue
         twin = ax.twinx()
-        ax.errorbar(
-            part[x],
-            part.alpha,
-            yerr=_err(part, "alpha"),
-            color="#0072B2",
-            marker="o",
-            ms=3,
-            capsize=2,
-            label="alpha",
-        )
-        twin.errorbar(
-            part[x],
-            part.beta,
-            yerr=_err(part, "beta"),
-            color="#D55E00",
-            marker="s",
-            ms=3,
-            capsize=2,
-            label="beta",
-        )
+        for axis, name, color, marker in (
+            (ax, "alpha", "#0072B2", "o"),
+            (twin, "beta", "#D55E00", "s"),
+        ):
+            axis.errorbar(
+                part[x],
+                part[name],
+                yerr=_err(part, name),
+                color=color,
+                marker=marker,
+                ms=3,
+                capsize=2,
+                label=name,
+            )
         twin.axhline(0, color="#D55E00", lw=0.6, ls=":")
         ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel="alpha", title=f"{SWEEP_LABEL[sweep]} sweep")

@@ -20,9 +20,11 @@ Everything is numpy, deterministic given the seeds: the environment's tables com
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from alignlab.config import dataclass_from
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,7 @@ class EnvConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> EnvConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown env keys {unknown}; allowed: {sorted(names)}")
-        return cls(**d)
+        return dataclass_from(cls, d, "env keys")
 
     def to_dict(self) -> dict:
         return asdict(self)
