@@ -20,44 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from flops import matmul_peak_gflops, necessary_step_flops  # bench/flops.py
-from torch import nn
 
 from alignlab import bridge as B
 from alignlab.data import build_dataset
-from alignlab.models import FinalPositionTransformer, ModelConfig, init_params
+from alignlab.models import FinalPositionTransformer, ModelConfig, ModularDecoder, init_params
 from alignlab.runtime import configure_torch, resolve_device
 from alignlab.train import make_train_step
 
 RESULTS = Path(__file__).parent / "results" / "step_time.csv"
 PAPER = ModelConfig(p=113, d_model=128, n_heads=4, d_head=32, d_mlp=512)
-
-
-class ReferenceTransformer(nn.Module):
-    """A plain full-sequence one-layer transformer on "a b =": no tricks, for comparison."""
-
-    def __init__(self, cfg: ModelConfig, params: dict[str, torch.Tensor]):
-        super().__init__()
-        self.cfg = cfg
-        self.w = nn.ParameterDict(
-            {k.replace(".", "_"): nn.Parameter(v.clone()) for k, v in params.items()}
-        )
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        w, cfg = self.w, self.cfg
-        x = w["embed_W_E"][B.tokens(a, b, cfg.p)] + w["pos_embed_W_pos"]  # [batch, 3, m]
-        q = torch.einsum("bsm,hmd->bhsd", x, w["blocks_0_attn_W_Q"])
-        k = torch.einsum("bsm,hmd->bhsd", x, w["blocks_0_attn_W_K"])
-        v = torch.einsum("bsm,hmd->bhsd", x, w["blocks_0_attn_W_V"])
-        scores = q @ k.transpose(-1, -2) / math.sqrt(cfg.d_head)
-        mask = torch.ones(3, 3, dtype=torch.bool, device=x.device).triu(diagonal=1)
-        pattern = scores.masked_fill(mask, float("-inf")).softmax(dim=-1)
-        z = pattern @ v  # [batch, h, 3, dh]
-        x = x + torch.einsum("bhsd,hdm->bsm", z, w["blocks_0_attn_W_O"])
-        post = F.relu(x @ w["blocks_0_mlp_W_in"] + w["blocks_0_mlp_b_in"])
-        x = x + post @ w["blocks_0_mlp_W_out"] + w["blocks_0_mlp_b_out"]
-        return x[:, -1] @ w["unembed_W_U"]
 
 
 def train_step(model: Callable, parameters, a, b, c, compile: bool = False) -> Callable:
@@ -85,7 +57,8 @@ def tl_bridge(params, data) -> Callable:
 
 
 def reference(params, data) -> Callable:
-    model = ReferenceTransformer(PAPER, params)
+    """The general full-sequence decoder (alignlab.models.ModularDecoder) at one layer."""
+    model = ModularDecoder(PAPER, params)
     return train_step(model, model.parameters(), *data)
 
 

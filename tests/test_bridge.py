@@ -11,7 +11,14 @@ import torch
 
 from alignlab import bridge as B
 from alignlab.checkpoints import save_weights
-from alignlab.models import FinalPositionTransformer, ModelConfig, final_position_loss, init_params
+from alignlab.models import (
+    FinalPositionTransformer,
+    ModelConfig,
+    ModularDecoder,
+    build_model,
+    final_position_loss,
+    init_params,
+)
 
 P = 23
 CFG = ModelConfig(p=P, d_model=32, n_heads=4, d_head=8, d_mlp=64)
@@ -155,3 +162,45 @@ def test_rejects_mismatched_params(params):
     bad["blocks.0.attn.W_Q"] = bad["blocks.0.attn.W_Q"][:, :, :4]
     with pytest.raises(ValueError, match="W_Q"):
         B.to_bridge(bad, CFG)
+
+
+# ---- the general decoder (Power et al.'s 2-layer, pre-LN model) ---------------------------------
+DEEP = ModelConfig(p=P, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_layers=2, normalization="LN")
+
+
+def test_general_decoder_equals_fast_model_at_one_layer(params):
+    """The full-sequence reference path and the fast path compute the same function."""
+    a, b, c = all_pairs()
+    fast, general = FinalPositionTransformer(CFG, params), ModularDecoder(CFG, params)
+    assert_close_scaled(general(a, b).detach(), fast(a, b).detach(), "logits")
+    final_position_loss(fast(a, b), c).backward()
+    final_position_loss(general(a, b), c).backward()
+    for name, param in fast.named_parameters():
+        assert_close_scaled(general.get_parameter(name).grad, param.grad, name)
+
+
+def test_two_layer_decoder_matches_bridge():
+    gen = torch.Generator().manual_seed(5)
+    params = {  # LayerNorm scales and biases away from 1 and 0, so that they are exercised
+        name: value + 0.1 * torch.randn(value.shape, generator=gen)
+        for name, value in init_params(DEEP, seed=4).items()
+    }
+    model = build_model(DEEP, params)
+    assert isinstance(model, ModularDecoder)
+    a, b, c = all_pairs()
+    final_position_loss(model(a, b), c).backward()
+    bridge = B.to_bridge(params, DEEP)
+    with torch.no_grad():
+        assert_close_scaled(B.final_logits(bridge, a, b), model(a, b), "logits")
+    B.final_loss(bridge, a, b, c).backward()
+    grads = B.tl_grads(bridge, DEEP)
+    assert set(grads) == {name for name, _ in model.named_parameters()}
+    for name, param in model.named_parameters():
+        assert_close_scaled(grads[name], param.grad, name)
+
+
+def test_fast_model_refuses_deeper_configs():
+    with pytest.raises(ValueError, match="n_layers 2"):
+        FinalPositionTransformer(DEEP, init_params(DEEP, 0))
+    with pytest.raises(ValueError, match="attn_rate"):
+        ModelConfig(p=P, n_layers=2, attn_rate=0.5)

@@ -12,45 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from alignlab.bridge import tl_grads, to_bridge
 from alignlab.reward.env import Env, EnvConfig
 from alignlab.reward.model import RewardModel, RMConfig, init_params
 
 ENV = EnvConfig(repeat_penalty=30.0)
 CFG = RMConfig(d_vocab=ENV.d_vocab, n_ctx=ENV.n_ctx, d_model=16, n_layers=2, n_heads=2, d_mlp=32)
-
-
-def to_bridge(model: RewardModel):
-    from transformer_lens.config import TransformerBridgeConfig
-    from transformer_lens.model_bridge import TransformerBridge
-    from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_checkpoint
-
-    cfg = model.cfg
-    tl_cfg = TransformerBridgeConfig(
-        d_model=cfg.d_model,
-        d_head=cfg.d_head,
-        n_layers=cfg.n_layers,
-        n_ctx=cfg.n_ctx,
-        n_heads=cfg.n_heads,
-        d_vocab=cfg.d_vocab,
-        d_vocab_out=1,
-        d_mlp=cfg.d_mlp,
-        act_fn=cfg.act_fn,
-        normalization_type="LN" if cfg.normalization == "LN" else None,
-        positional_embedding_type="standard",
-        attn_only=False,
-        seed=0,
-        dtype=torch.float32,
-    )
-    bridge = TransformerBridge.boot_native(tl_cfg, device="cpu", dtype=torch.float32)
-    state = convert_tl_checkpoint(model.params(), tl_cfg)
-    full = bridge.state_dict()
-    for key in full:  # the biases our model does not have: zeros
-        if key not in state:
-            assert key.endswith("bias"), key
-            state[key] = torch.zeros_like(full[key])
-    result = bridge.load_state_dict(state, strict=True)
-    assert not result.missing_keys and not result.unexpected_keys
-    return bridge.eval()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +32,7 @@ def setup():
     env = Env(ENV)
     batch = env.sample(np.random.default_rng(0), 16)
     tokens, eos = (torch.from_numpy(x) for x in env.tokens(batch))
-    return model, to_bridge(model), tokens, eos
+    return model, to_bridge(model.params(), CFG), tokens, eos
 
 
 def test_rewards_match_bridge_at_eos(setup):
@@ -87,10 +54,6 @@ def test_gradients_match_bridge(setup):
     bridge.zero_grad()
     logits = bridge(tokens, return_type="logits")[torch.arange(len(eos)), eos, 0]
     (-F.logsigmoid(logits[:half] - logits[half:]).mean()).backward()
-    state = bridge.state_dict(keep_vars=True)
-    ours_wu = model.p("unembed.W_U").grad  # [d_model, 1]
-    theirs_wu = state["unembed.weight"].grad  # [1, d_model]
-    assert torch.allclose(ours_wu.T, theirs_wu, rtol=1e-4, atol=1e-6)
-    ours_we = model.p("embed.W_E").grad
-    theirs_we = state["embed.weight"].grad
-    assert torch.allclose(ours_we, theirs_we, rtol=1e-4, atol=1e-6)
+    theirs = tl_grads(bridge, CFG)  # every parameter, LayerNorms included, in our layout
+    for name, param in model.named_parameters():
+        assert torch.allclose(param.grad, theirs[name], rtol=1e-4, atol=1e-6), name

@@ -1,9 +1,12 @@
 """Load alignlab weights into a TransformerLens 4.x `TransformerBridge` for analysis.
 
-Training uses the fast `FinalPositionTransformer`; interpretability (caches, hooks, patching)
-uses the bridge, which runs the full "a b =" sequence with TransformerLens hook names
-(`hook_embed`, `blocks.0.attn.hook_pattern`, `blocks.0.mlp.hook_post`, ...). Parameters are
-stored under legacy HookedTransformer names, so they go through `convert_tl_checkpoint`.
+Training uses the fast `FinalPositionTransformer` (or the general `alignlab.transformer` for
+deeper models and reward models); interpretability (caches, hooks, patching) uses the bridge, which
+runs the full sequence with TransformerLens hook names (`hook_embed`, `blocks.0.attn.hook_pattern`,
+`blocks.0.mlp.hook_post`, ...). Any config with the fields `alignlab.transformer` reads works: the
+modular-arithmetic `ModelConfig` (one or more layers) and the reward model's `RMConfig` (pre-LN,
+a scalar head as d_vocab_out = 1). Parameters are stored under legacy HookedTransformer names, so
+they go through `convert_tl_checkpoint`.
 
 TransformerLens is imported inside functions: importing it pulls in `transformers` (seconds),
 and most of alignlab never needs it.
@@ -25,43 +28,42 @@ from typing import TYPE_CHECKING
 import torch
 
 from alignlab.checkpoints import load_weights
-from alignlab.models import ModelConfig, check_params, final_position_loss, param_shapes
+from alignlab.models import ModelConfig, final_position_loss
+from alignlab.transformer import check_params, param_shapes
 
 if TYPE_CHECKING:
     from transformer_lens.config import TransformerBridgeConfig
     from transformer_lens.model_bridge import TransformerBridge
 
-# Bridge parameters that our model does not have: kept at zero and frozen.
-_ZERO_FROZEN = (
-    "blocks.0.attn.q.bias",
-    "blocks.0.attn.k.bias",
-    "blocks.0.attn.v.bias",
-    "blocks.0.attn.o.bias",
-)
 _UNEMBED_BIAS = "unembed.bias"
 
 
-def bridge_config(cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> TransformerBridgeConfig:
-    """The TransformerBridgeConfig of our one-layer, no-LayerNorm model.
+def _zero_frozen(n_layers: int) -> list[str]:
+    """Bridge parameters that our models do not have: kept at zero and frozen."""
+    return [f"blocks.{i}.attn.{x}.bias" for i in range(n_layers) for x in "qkvo"]
+
+
+def bridge_config(cfg, dtype: torch.dtype = torch.float32) -> TransformerBridgeConfig:
+    """The TransformerBridgeConfig of one of our models (fields as `alignlab.transformer` reads).
 
     `seed` is fixed so that building the bridge neither depends on nor advances torch's global
     RNG (boot_native forks the RNG when seeded); the random init is overwritten anyway.
     """
     from transformer_lens.config import TransformerBridgeConfig
 
-    if cfg.n_ctx != 3:
+    if isinstance(cfg, ModelConfig) and cfg.n_ctx != 3:
         raise ValueError(f"alignlab models read 'a b =' (n_ctx 3), got n_ctx={cfg.n_ctx}")
     return TransformerBridgeConfig(
         d_model=cfg.d_model,
         d_head=cfg.d_head,
-        n_layers=1,
+        n_layers=cfg.n_layers,
         n_ctx=cfg.n_ctx,
         n_heads=cfg.n_heads,
         d_vocab=cfg.d_vocab,
         d_vocab_out=cfg.d_vocab_out,
         d_mlp=cfg.d_mlp,
         act_fn=cfg.act_fn,
-        normalization_type=None,
+        normalization_type="LN" if cfg.normalization == "LN" else None,
         positional_embedding_type="standard",
         attn_only=False,
         seed=0,
@@ -77,7 +79,7 @@ def bridge_state_dict(
 
     converted = convert_tl_checkpoint(params, tl_cfg)
     like = params["embed.W_E"]
-    for name in _ZERO_FROZEN:
+    for name in _zero_frozen(tl_cfg.n_layers):
         converted[name] = torch.zeros(
             converted[name.replace(".bias", ".weight")].shape[0],
             dtype=like.dtype,
@@ -88,7 +90,7 @@ def bridge_state_dict(
 
 
 def to_bridge(
-    params: dict[str, torch.Tensor], cfg: ModelConfig, device: str | torch.device = "cpu"
+    params: dict[str, torch.Tensor], cfg, device: str | torch.device = "cpu"
 ) -> TransformerBridge:
     """A TransformerBridge in eval mode holding exactly `params` (dtype kept, e.g. float64)."""
     from transformer_lens.model_bridge import TransformerBridge
@@ -101,16 +103,16 @@ def to_bridge(
     result = bridge.load_state_dict(state, strict=True)
     if result.missing_keys or result.unexpected_keys:
         raise RuntimeError(f"bridge state dict mismatch: {result}")
-    _freeze_zero_biases(bridge)
-    if cfg.attn_rate != 1.0:
+    _freeze_zero_biases(bridge, cfg.n_layers)
+    if getattr(cfg, "attn_rate", 1.0) != 1.0:
         _add_attn_rate_hook(bridge, cfg.attn_rate)
     return bridge.eval()
 
 
-def _freeze_zero_biases(bridge: TransformerBridge) -> None:
-    """Our model has no attention biases: keep the bridge's at zero and out of any optimiser."""
+def _freeze_zero_biases(bridge: TransformerBridge, n_layers: int) -> None:
+    """Our models have no attention biases: keep the bridge's at zero and out of any optimiser."""
     state = bridge.state_dict(keep_vars=True)
-    for name in _ZERO_FROZEN:
+    for name in _zero_frozen(n_layers):
         state[name].requires_grad_(False)
     if isinstance(state[_UNEMBED_BIAS], torch.nn.Parameter):  # a buffer in TL 4.3
         state[_UNEMBED_BIAS].requires_grad_(False)
@@ -134,10 +136,15 @@ def _add_attn_rate_hook(bridge: TransformerBridge, rate: float) -> None:
     bridge.blocks[0].attn.hook_pattern.add_perma_hook(mix)
 
 
-def load_bridge(checkpoint_path: str | Path, device: str | torch.device = "cpu"):
-    """(bridge, step, ModelConfig) of a weights checkpoint written by `save_weights`."""
+def load_bridge(
+    checkpoint_path: str | Path, device: str | torch.device = "cpu", config_class=ModelConfig
+):
+    """(bridge, step, config) of a weights checkpoint written by `save_weights`.
+
+    `config_class` builds the config from the checkpoint's metadata (e.g. the reward model's
+    `RMConfig`)."""
     params, step, model_cfg = load_weights(Path(checkpoint_path))
-    cfg = ModelConfig(**model_cfg)
+    cfg = config_class(**model_cfg)
     return to_bridge(params, cfg, device=device), step, cfg
 
 
@@ -159,7 +166,7 @@ def final_loss(
     return final_position_loss(final_logits(bridge, a, b), labels)
 
 
-def _from_bridge_layout(name: str, t: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+def _from_bridge_layout(name: str, t: torch.Tensor, cfg) -> torch.Tensor:
     """Inverse of convert_tl_checkpoint's tensor layout for one TransformerLens name."""
     h, dh = cfg.n_heads, cfg.d_head
     leaf = name.rsplit(".", 1)[1]
@@ -172,9 +179,7 @@ def _from_bridge_layout(name: str, t: torch.Tensor, cfg: ModelConfig) -> torch.T
     return t
 
 
-def tl_parameters(
-    bridge: TransformerBridge, cfg: ModelConfig
-) -> dict[str, tuple[torch.nn.Parameter, str]]:
+def tl_parameters(bridge: TransformerBridge, cfg) -> dict[str, tuple[torch.nn.Parameter, str]]:
     """TransformerLens name -> (the bridge's Parameter, its state-dict key), for our parameters.
 
     Found through state_dict(keep_vars=True), whose keys follow convert_tl_checkpoint, unlike
@@ -190,7 +195,7 @@ def tl_parameters(
     return found
 
 
-def tl_weights(bridge: TransformerBridge, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+def tl_weights(bridge: TransformerBridge, cfg) -> dict[str, torch.Tensor]:
     """The bridge's weights under TransformerLens names and shapes (detached copies)."""
     return {
         name: _from_bridge_layout(name, p.detach(), cfg).clone()
@@ -198,7 +203,7 @@ def tl_weights(bridge: TransformerBridge, cfg: ModelConfig) -> dict[str, torch.T
     }
 
 
-def tl_grads(bridge: TransformerBridge, cfg: ModelConfig) -> dict[str, torch.Tensor | None]:
+def tl_grads(bridge: TransformerBridge, cfg) -> dict[str, torch.Tensor | None]:
     """The bridge's .grad of each parameter under TransformerLens names and shapes."""
     return {
         name: None if p.grad is None else _from_bridge_layout(name, p.grad, cfg)

@@ -55,7 +55,7 @@ def logits_from_embeddings(
     (e_a, e_b: [batch, d_model]) rather than token ids, so they can be differentiated.
     """
     cfg = model.cfg
-    attn, mlp = model.blocks[0]["attn"], model.blocks[0]["mlp"]
+    attn, mlp = model.get_submodule("blocks.0.attn"), model.get_submodule("blocks.0.mlp")
     W_E, W_pos = model.embed.W_E, model.pos_embed.W_pos
     x_eq = (W_E[cfg.eq_token] + W_pos[2]).expand_as(e_a)
     xs = torch.stack([e_a + W_pos[0], e_b + W_pos[1], x_eq], dim=1)  # [batch, 3, m]

@@ -9,6 +9,8 @@ there the residual stream starts as the constant W_E[=] + W_pos[2], so:
 The result equals the TransformerLens model's final-position logits to fp32 rounding (tested
 against the 4.x bridge), at about a quarter of the FLOPs.
 
+Deeper or LayerNorm models (Power et al.'s 2-layer decoder) run the general full-sequence
+transformer instead (`ModularDecoder`, from `alignlab.transformer`); `build_model` picks.
 Parameter names and shapes follow TransformerLens (row-vector convention), so `state_dict()` is a
 legacy HookedTransformer state dict that loads into the bridge: see `alignlab.bridge`.
 """
@@ -22,12 +24,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+from alignlab.transformer import (
+    ACTIVATIONS,
+    NORMALIZATIONS,
+    Transformer,
+    check_params,
+    param_shapes,
+    register_parameters,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "FinalPositionTransformer",
+    "ModelConfig",
+    "ModularDecoder",
+    "build_model",
+    "check_params",
+    "final_position_loss",
+    "init_params",
+    "param_shapes",
+]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of a one-layer, attention + MLP, no-LayerNorm transformer on "a b =" inputs."""
+    """Shape of an attention + MLP transformer on "a b =" inputs (default: one layer, no LN)."""
 
     p: int
     d_model: int = 128
@@ -38,10 +59,21 @@ class ModelConfig:
     # Zhong et al.'s attention rate: pattern = rate * softmax + (1 - rate) * uniform.
     attn_rate: float = 1.0
     n_ctx: int = 3
+    n_layers: int = 1
+    normalization: str = "none"  # "LN": pre-norm, as TransformerLens (Power et al.'s decoder)
 
     def __post_init__(self):
         if self.act_fn not in ACTIVATIONS:
             raise ValueError(f"act_fn {self.act_fn!r} is not one of {sorted(ACTIVATIONS)}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization {self.normalization!r} is not one of {NORMALIZATIONS}")
+        if self.attn_rate != 1.0 and not self.is_one_layer:
+            raise ValueError("attn_rate is implemented for the one-layer, no-LN model only")
+
+    @property
+    def is_one_layer(self) -> bool:
+        """The shape the fast exact model computes (one layer, no LayerNorm)."""
+        return self.n_layers == 1 and self.normalization == "none"
 
     @property
     def d_vocab(self) -> int:
@@ -59,34 +91,21 @@ class ModelConfig:
         return asdict(self)
 
 
-def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """TransformerLens names and shapes of every parameter."""
-    h, m, dh, mlp = cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_mlp
-    return {
-        "embed.W_E": (cfg.d_vocab, m),
-        "pos_embed.W_pos": (cfg.n_ctx, m),
-        "blocks.0.attn.W_Q": (h, m, dh),
-        "blocks.0.attn.W_K": (h, m, dh),
-        "blocks.0.attn.W_V": (h, m, dh),
-        "blocks.0.attn.W_O": (h, dh, m),
-        "blocks.0.mlp.W_in": (m, mlp),
-        "blocks.0.mlp.b_in": (mlp,),
-        "blocks.0.mlp.W_out": (mlp, m),
-        "blocks.0.mlp.b_out": (m,),
-        "unembed.W_U": (m, cfg.d_vocab_out),
-    }
-
-
 def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
     """Initialise as Nanda et al.'s released code does.
 
-    Every weight ~ randn / sqrt(d_model), except W_U ~ randn / sqrt(d_vocab); biases zero.
-    Drawn in the fixed order of `param_shapes` from a generator seeded by `seed`.
+    Every weight ~ randn / sqrt(d_model), except W_U ~ randn / sqrt(d_vocab); biases zero;
+    LayerNorm scales one. Drawn in the fixed order of `param_shapes` from a generator seeded by
+    `seed`, so a one-layer model's weights do not depend on whether deeper models exist.
     """
     gen = torch.Generator().manual_seed(seed)
     params = {}
     for name, shape in param_shapes(cfg).items():
-        if ".b_" in name:
+        leaf = name.rsplit(".", 1)[1]
+        if leaf == "w":
+            params[name] = torch.ones(shape)
+            continue
+        if leaf.startswith("b"):
             params[name] = torch.zeros(shape)
             continue
         scale = cfg.d_vocab if name == "unembed.W_U" else cfg.d_model
@@ -94,45 +113,25 @@ def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
     return params
 
 
-class _Holder(nn.Module):
-    """A named group of parameters, so that names read `blocks.0.attn.W_Q` as in TransformerLens."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor]):
-        super().__init__()
-        for name, value in tensors.items():
-            self.register_parameter(name, nn.Parameter(value.clone()))
-
-
 class FinalPositionTransformer(nn.Module):
     """Exact final-position logits of the one-layer TransformerLens model, fast."""
 
     def __init__(self, cfg: ModelConfig, params: dict[str, torch.Tensor] | None = None):
         super().__init__()
+        if not cfg.is_one_layer:
+            raise ValueError(
+                f"the fast model is one layer without LayerNorm (got n_layers {cfg.n_layers}, "
+                f"normalization {cfg.normalization!r}): use build_model"
+            )
         self.cfg = cfg
         params = init_params(cfg, seed=0) if params is None else params
         check_params(cfg, params)
-        groups: dict[str, dict[str, torch.Tensor]] = {}
-        for name, value in params.items():
-            prefix, leaf = name.rsplit(".", 1)
-            groups.setdefault(prefix, {})[leaf] = value
-        self.embed = _Holder(groups["embed"])
-        self.pos_embed = _Holder(groups["pos_embed"])
-        self.blocks = nn.ModuleList(
-            [
-                nn.ModuleDict(
-                    {
-                        "attn": _Holder(groups["blocks.0.attn"]),
-                        "mlp": _Holder(groups["blocks.0.mlp"]),
-                    }
-                )
-            ]
-        )
-        self.unembed = _Holder(groups["unembed"])
+        register_parameters(self, params)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Logits [batch, p] at the '=' position for inputs "a b =" (a, b: [batch] ints)."""
         cfg = self.cfg
-        attn, mlp = self.blocks[0]["attn"], self.blocks[0]["mlp"]
+        attn, mlp = self.get_submodule("blocks.0.attn"), self.get_submodule("blocks.0.mlp")
         W_E, W_pos = self.embed.W_E, self.pos_embed.W_pos
         h, dh = cfg.n_heads, cfg.d_head
 
@@ -174,20 +173,27 @@ class FinalPositionTransformer(nn.Module):
         return {name: p.detach().clone() for name, p in self.named_parameters()}
 
 
-def check_params(cfg: ModelConfig, params: dict[str, torch.Tensor]) -> None:
-    """Raise a clear error if `params` is not a full set of this config's parameters."""
-    expected = param_shapes(cfg)
-    missing = sorted(set(expected) - set(params))
-    extra = sorted(set(params) - set(expected))
-    if missing or extra:
-        raise ValueError(
-            f"parameters do not match the model: missing {missing}, unexpected {extra}"
-        )
-    for name, shape in expected.items():
-        if tuple(params[name].shape) != shape:
-            raise ValueError(
-                f"parameter {name} has shape {tuple(params[name].shape)}, expected {shape}"
-            )
+class ModularDecoder(Transformer):
+    """The general transformer on "a b =", logits at '=' (any depth, optional LayerNorm)."""
+
+    def __init__(self, cfg: ModelConfig, params: dict[str, torch.Tensor] | None = None):
+        super().__init__(cfg, init_params(cfg, seed=0) if params is None else params)
+        if cfg.attn_rate != 1.0:
+            raise ValueError("ModularDecoder has no attention rate; use FinalPositionTransformer")
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, p] at the '=' position, from the full causal sequence."""
+        tokens = torch.stack([a, b, torch.full_like(a, self.cfg.eq_token)], dim=1)
+        return self.logits(tokens)[:, -1]
+
+
+def build_model(
+    cfg: ModelConfig, params: dict[str, torch.Tensor]
+) -> FinalPositionTransformer | ModularDecoder:
+    """The fast exact model where it applies (one layer, no LN), else the general decoder."""
+    return (
+        FinalPositionTransformer(cfg, params) if cfg.is_one_layer else ModularDecoder(cfg, params)
+    )
 
 
 def final_position_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
