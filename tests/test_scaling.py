@@ -99,6 +99,11 @@ def test_every_scale_expands_into_the_four_sweeps():
     assert len({r["op"] for r in fraction}) >= 4
     paper = [r for r in expand_sweeps(load_experiment(EXPERIMENT, "paper")).values()]
     assert {(r["p"], r["steps"]) for r in paper} == {(97, 100_000)}
+    # Power et al.'s setup for the fraction and phase sweeps; Nanda's one layer for the others
+    for run in paper:
+        power = run["sweep"] in ("fraction", "phase")
+        shape = (run.get("n_layers", 1), run.get("normalization", "none"), run.get("batch_size"))
+        assert shape == ((2, "LN", 512) if power else (1, "none", None)), run
 
 
 def test_vectorized_groups_share_shape_and_dataset():
@@ -109,6 +114,10 @@ def test_vectorized_groups_share_shape_and_dataset():
     for ids in groups.values():
         shapes = {(runs[i]["d_model"], runs[i]["p"], runs[i]["frac_train"]) for i in ids}
         assert len(shapes) == 1
+    # the vectorized model is the fast one-layer full-batch model: Power's runs train alone
+    paper = expand_sweeps(load_experiment(EXPERIMENT, "paper"))
+    grouped = {paper[i]["sweep"] for ids in vectorized_groups(paper).values() for i in ids}
+    assert grouped == {"width", "weight_decay"}
 
 
 def test_bad_config_fails_naming_the_key(tmp_path):

@@ -9,7 +9,14 @@ from alignlab import checkpoints as ckpt
 from alignlab import faults
 from alignlab.data import build_dataset, save_dataset
 from alignlab.grokking import model_config, train_config, train_run
-from alignlab.train import TrainConfig, TrainingDiverged, checkpoint_schedule, train
+from alignlab.train import (
+    TrainConfig,
+    TrainingDiverged,
+    checkpoint_schedule,
+    effective_batch_size,
+    minibatch,
+    train,
+)
 
 
 def _train(run: dict, run_dir: Path) -> pd.DataFrame:
@@ -55,9 +62,15 @@ def test_changed_config_does_not_resume_from_old_state(tmp_path, tiny_run):
     pd.testing.assert_frame_equal(fresh, reused, check_exact=True)
 
 
-@pytest.mark.parametrize("kill_at", [100, 260])
-def test_killed_training_resumes_to_identical_results(tmp_path, tiny_run, kill_at):
-    run = {**tiny_run, "steps": 400, "checkpoint_every": 20}
+# Power et al.'s setup: the general 2-layer pre-LN decoder on minibatches.
+DECODER_MINIBATCH = {"n_layers": 2, "normalization": "LN", "batch_size": 16}
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "arch"), [(100, {}), (260, {}), (130, DECODER_MINIBATCH)], ids=["100", "260", "2l"]
+)
+def test_killed_training_resumes_to_identical_results(tmp_path, tiny_run, kill_at, arch):
+    run = {**tiny_run, "steps": 400, "checkpoint_every": 20, **arch}
     reference = tmp_path / "reference"
     ds_path = tmp_path / "ds.parquet"
     save_dataset(build_dataset(run["p"], run["op"], run["frac_train"], run["data_seed"]), ds_path)
@@ -86,3 +99,26 @@ def test_early_stopped_run_is_not_trained_further_on_rerun(tmp_path, tiny_run):
     assert first.step.iloc[-1] < run["steps"]  # stopped early
     again = _train(run, tmp_path)  # e.g. Snakemake reruns the job after a params change
     pd.testing.assert_frame_equal(first, again, check_exact=True)
+
+
+def test_minibatches_cover_each_epoch_and_depend_only_on_seed_and_step():
+    n, size = 50, 8  # 6 batches per epoch; 2 examples sit out each epoch
+    epoch = torch.cat([minibatch(step, n, size, seed=3) for step in range(6)])
+    assert len(set(epoch.tolist())) == 48
+    assert torch.equal(minibatch(7, n, size, seed=3), minibatch(7, n, size, seed=3))
+    assert not torch.equal(minibatch(6, n, size, seed=3), minibatch(0, n, size, seed=3))
+    assert not torch.equal(minibatch(0, n, size, seed=4), minibatch(0, n, size, seed=3))
+
+
+def test_power_batch_size_is_at_most_half_the_training_set():
+    assert effective_batch_size(TrainConfig(steps=1, batch_size=512), 4704) == 512
+    assert effective_batch_size(TrainConfig(steps=1, batch_size=512), 940) == 470
+    assert effective_batch_size(TrainConfig(steps=1), 940) is None  # full batch
+
+
+def test_two_layer_minibatch_training_learns(tmp_path, tiny_run):
+    run = {**tiny_run, **DECODER_MINIBATCH, "steps": 150, "lr": 3e-3, "checkpoint_every": 50}
+    log = _train(run, tmp_path)
+    assert log.train_loss.iloc[-1] < 0.5 * log.train_loss.iloc[0]
+    params, _, meta = ckpt.load_weights(tmp_path / ckpt.step_path(Path("checkpoints"), 150))
+    assert meta["n_layers"] == 2 and "blocks.1.ln2.w" in params

@@ -119,3 +119,6 @@ def test_group_with_different_shapes_is_refused(tiny_run):
     tcs = [train_config(tiny_run), train_config({**tiny_run, "steps": 30})]
     with pytest.raises(ValueError, match="share steps"):
         train_vectorized(model_config(tiny_run), tcs, ds)
+    deep = {**tiny_run, "n_layers": 2, "normalization": "LN"}
+    with pytest.raises(ValueError, match="one-layer, no-LN models at full batch only"):
+        train_vectorized(model_config(deep), [train_config(deep)] * 2, ds)

@@ -18,7 +18,9 @@ from alignlab.models import ModelConfig
 from alignlab.tables import flat_config
 from alignlab.train import TrainConfig, train
 
-_MODEL_KEYS = ("p", "d_model", "n_heads", "d_head", "d_mlp", "act_fn", "attn_rate")
+_MODEL_KEYS = (
+    "p", "d_model", "n_heads", "d_head", "d_mlp", "act_fn", "attn_rate", "n_layers", "normalization"
+)  # fmt: skip
 _DATA_KEYS = ("p", "op", "frac_train", "data_seed")
 
 

@@ -96,18 +96,25 @@ def expand_sweeps(block: dict) -> dict[str, dict]:
 def group_id(run: dict) -> str:
     """Runs with the same group id can train together as one vectorized model: same shape,
     dataset, budget and evaluation schedule (seeds, lr and weight decay may differ)."""
-    keys = ("d_model", "n_heads", "d_head", "d_mlp", "act_fn", "attn_rate", "steps", "betas",
-            "warmup_steps", "checkpoint_spacing", "checkpoint_every", "checkpoint_count",
-            "early_stop_patience", "early_stop_acc", "device")  # fmt: skip
+    keys = ("d_model", "n_heads", "d_head", "d_mlp", "act_fn", "attn_rate", "n_layers",
+            "normalization", "batch_size", "steps", "betas", "warmup_steps", "checkpoint_spacing",
+            "checkpoint_every", "checkpoint_count", "early_stop_patience", "early_stop_acc",
+            "device")  # fmt: skip
     shape = config_hash({key: run.get(key) for key in keys})
     return f"{run['sweep']}-{dataset_id(run)}-{shape}"
+
+
+def vectorizable(run: dict) -> bool:
+    """The vectorized model is the fast one-layer model at full batch; others train alone."""
+    return model_config(run).is_one_layer and run.get("batch_size") is None
 
 
 def vectorized_groups(runs: dict[str, dict]) -> dict[str, list[str]]:
     """{group id: sorted run ids} for groups of two or more runs (the ones worth stacking)."""
     groups: dict[str, list[str]] = {}
     for run_id, run in sorted(runs.items()):
-        groups.setdefault(group_id(run), []).append(run_id)
+        if vectorizable(run):
+            groups.setdefault(group_id(run), []).append(run_id)
     return {gid: ids for gid, ids in groups.items() if len(ids) > 1}
 
 
@@ -190,10 +197,10 @@ def summarize_run(run_id: str, run: dict, run_dir: Path, analysis: dict, out: Pa
     """One row (parquet) per run: config values, milestones, phase and final key frequencies."""
     log = pd.read_parquet(Path(run_dir) / "train_log.parquet")
     row = {"run_id": run_id, **flat_config(run), **summarize_log(log, analysis)}
-    if run["p"] % 2 == 1 and run["op"] == "add":
+    if run["p"] % 2 == 1 and run["op"] == "add" and model_config(run).is_one_layer:
         keys = final_checkpoint_key_frequencies(run_dir, analysis["key_freq_threshold"])
         row |= {"n_key_freqs": len(keys), "key_freqs": ",".join(map(str, keys))}
-    else:  # the key-frequency measure is defined for (a + b) mod p
+    else:  # key frequencies (W_L = W_out W_U) are defined for one layer on (a + b) mod p
         row |= {"n_key_freqs": math.nan, "key_freqs": ""}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([row]).to_parquet(out, index=False)

@@ -1,9 +1,12 @@
-"""Full-batch training of the fast model, with checkpoints on a schedule and exact resume.
+"""Training on modular arithmetic, with checkpoints on a schedule and exact resume.
 
 The loop is short on purpose: build or resume state, then step; at every scheduled step evaluate,
 save weights (safetensors, atomic) and the resume state for that step. A killed job restarts
 from the last complete resume state and reaches bit-identical results (same threads, same
-compile setting), because full-batch AdamW has no randomness after initialisation.
+compile setting): full-batch AdamW has no randomness after initialisation, and minibatches
+(Power et al.'s setup, `batch_size`) are a pure function of (seed, step), so there is no sampler
+state to lose. The model is the fast one-layer model where it applies, else the general decoder
+(`alignlab.models.build_model`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +24,7 @@ from tqdm import tqdm
 
 from alignlab import checkpoints as ckpt
 from alignlab.data import ModularDataset
-from alignlab.models import (
-    FinalPositionTransformer,
-    ModelConfig,
-    final_position_loss,
-    init_params,
-    param_shapes,
-)
+from alignlab.models import ModelConfig, build_model, final_position_loss, init_params, param_shapes
 from alignlab.provenance import code_version, config_hash, provenance, write_json
 from alignlab.runtime import configure_torch, resolve_device
 
@@ -56,6 +54,32 @@ class TrainConfig:
     # Stop once test accuracy has held >= early_stop_acc for early_stop_patience steps (None: off).
     early_stop_patience: int | None = None
     early_stop_acc: float = 0.99
+    # None: full batch. An int: Power et al.'s minibatches of min(batch_size, half the training
+    # set), a fresh permutation every epoch (see `minibatch`); `steps` then counts updates.
+    batch_size: int | None = None
+
+
+def effective_batch_size(tc: TrainConfig, n_train: int) -> int | None:
+    """Power et al.'s min(batch_size, half the training set); None for full batch."""
+    if tc.batch_size is None:
+        return None
+    return max(1, min(tc.batch_size, n_train // 2))
+
+
+@lru_cache(maxsize=2)
+def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, 7_919, epoch]).permutation(n)
+
+
+def minibatch(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Example indices of minibatch `step`: epochs of a permutation seeded by (seed, epoch).
+
+    A pure function of its arguments, so a resumed run draws exactly the batches it would have;
+    each epoch covers n // batch_size batches (the remainder sits out that epoch).
+    """
+    per_epoch = n // batch_size
+    epoch, i = divmod(step, per_epoch)
+    return torch.from_numpy(_epoch_order(n, seed, epoch)[i * batch_size : (i + 1) * batch_size])
 
 
 def checkpoint_schedule(tc: TrainConfig) -> list[int]:
@@ -69,7 +93,7 @@ def checkpoint_schedule(tc: TrainConfig) -> list[int]:
     return sorted(steps | {0, tc.steps})
 
 
-def make_optimizer(model: FinalPositionTransformer, tc: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW:
     embed = [model.embed.W_E]
     rest = [p for name, p in model.named_parameters() if name != "embed.W_E"]
     groups = [
@@ -94,16 +118,17 @@ def set_warmup_lr(optimizer: torch.optim.Optimizer, step: int, warmup_steps: int
 
 
 def make_train_step(model, optimizer, a, b, c, compile: bool = False):
-    """One full-batch AdamW step on (a, b) -> c; returns the (float64) loss tensor."""
+    """`step(idx=None)`: one AdamW step on (a, b) -> c, full batch or the examples `idx`;
+    returns the (float64) loss tensor."""
 
-    def loss_fn():
+    def loss_fn(a, b, c):
         return final_position_loss(model(a, b), c)
 
     loss_fn = torch.compile(loss_fn) if compile else loss_fn
 
-    def step():
+    def step(idx: torch.Tensor | None = None):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn()
+        loss = loss_fn(a, b, c) if idx is None else loss_fn(a[idx], b[idx], c[idx])
         loss.backward()
         optimizer.step()
         return loss.detach()
@@ -145,7 +170,7 @@ def load_optimizer_state(optimizer, tensors: dict[str, torch.Tensor], groups: li
 
 @dataclass
 class _State:
-    model: FinalPositionTransformer
+    model: torch.nn.Module
     optimizer: torch.optim.AdamW
     step: int
     log: list[dict]
@@ -154,7 +179,7 @@ class _State:
 
 
 def _fresh_state(model_cfg, tc, device) -> _State:
-    model = FinalPositionTransformer(model_cfg, init_params(model_cfg, tc.seed)).to(device)
+    model = build_model(model_cfg, init_params(model_cfg, tc.seed)).to(device)
     return _State(model, make_optimizer(model, tc), 0, [], None)
 
 
@@ -249,6 +274,7 @@ def train(
     state = _resume_or_start(run_dir, fingerprint, model_cfg, tc, device)
     a, b, c = (x.to(device) for x in dataset.split(True))
     train_step = make_train_step(state.model, state.optimizer, a, b, c, compile=tc.compile)
+    batch_size = effective_batch_size(tc, len(c))
     started, start_step = time.perf_counter(), state.step
     with tqdm(total=tc.steps, initial=state.step, desc=run_dir.name, mininterval=2) as bar:
         while not state.finished:
@@ -257,7 +283,10 @@ def train(
                 bar.set_postfix(test_acc=f"{state.log[-1]['test_acc']:.3f}", refresh=False)
                 continue
             set_warmup_lr(state.optimizer, state.step, tc.warmup_steps)
-            train_step()
+            if batch_size is None:
+                train_step()
+            else:
+                train_step(minibatch(state.step, len(c), batch_size, tc.seed).to(device))
             state.step += 1
             bar.update()
     elapsed = time.perf_counter() - started

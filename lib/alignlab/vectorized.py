@@ -197,7 +197,15 @@ class VectorizedAdamW:
 
 
 def check_group(model_cfgs: Sequence[ModelConfig], tcs: Sequence[TrainConfig]) -> None:
-    """Runs trained together must share the model shape, betas, budget and schedule."""
+    """Runs trained together must share the model shape, betas, budget and schedule, and be
+    the fast model's shape (one layer, no LN) at full batch."""
+    deep = [c for c in model_cfgs if not c.is_one_layer]
+    if deep or any(tc.batch_size is not None for tc in tcs):
+        raise ValueError(
+            "the vectorized model trains one-layer, no-LN models at full batch only "
+            f"(got n_layers {deep[0].n_layers if deep else 1}, batch_size "
+            f"{[tc.batch_size for tc in tcs]}); train these runs one by one"
+        )
     for name, values in (
         ("model shape", [c for c in model_cfgs]),
         ("betas", [tc.betas for tc in tcs]),
