@@ -13,6 +13,7 @@ from alignlab.data import build_dataset, save_dataset
 from alignlab.scaling import (
     classify_phase,
     collect,
+    describe_model,
     expand_sweeps,
     fraction_trend,
     markers,
@@ -162,3 +163,12 @@ def test_run_to_tables_end_to_end(tmp_path, tiny_run):
     assert list(values.columns) == ["run_id", "marker", "value"]
     numbers(tmp_path / "runs.parquet", tmp_path / "numbers.json")
     assert "control_test_acc" in (tmp_path / "numbers.json").read_text()
+
+
+def test_paper_names_the_model_each_scale_runs():
+    shape = {"p": 97, "d_model": 128, "n_heads": 4, "d_head": 32, "d_mlp": 512}
+    one = pd.Series({**shape, "n_layers": np.nan, "normalization": np.nan, "batch_size": np.nan})
+    assert describe_model(one).endswith("at full batch")
+    power = pd.Series({**shape, "n_layers": 2, "normalization": "LN", "batch_size": 512})
+    assert describe_model(power).startswith("2-layer pre-LayerNorm transformers")
+    assert "minibatches of at most 512" in describe_model(power)

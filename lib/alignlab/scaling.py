@@ -275,6 +275,7 @@ def numbers(runs_path: Path, out: Path) -> None:
     fraction = runs[runs.sweep == "fraction"]
     if len(fraction):
         result |= {
+            "fraction_model": describe_model(fraction.iloc[0]),
             "p": int(fraction.p.iloc[0]),
             "budget": int(fraction.steps.iloc[0]),
             "n_ops": int(fraction.op.nunique()),
@@ -308,6 +309,31 @@ def numbers(runs_path: Path, out: Path) -> None:
         result["control_test_acc"] = float(control.final_test_acc.max())
         result["control_budget"] = int(control.steps.iloc[0])
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def describe_model(run: pd.Series) -> str:
+    """How the paper names a run's model and batching, from its config columns (a key missing
+    from a run's config reads as NaN in the runs table, and means the default)."""
+
+    def value(key, default):
+        found = run.get(key, default)
+        missing = found is None or (isinstance(found, float) and math.isnan(found))
+        return default if missing else found
+
+    cfg = model_config({**run.to_dict(), "n_layers": int(value("n_layers", 1)),
+                        "normalization": value("normalization", "none")})  # fmt: skip
+    if cfg.is_one_layer:
+        model = "One-layer transformers (the fast exact model of the grokking section)"
+    else:
+        norm = " pre-LayerNorm" if cfg.normalization == "LN" else ""
+        model = f"{cfg.n_layers}-layer{norm} transformers (Power et al.'s decoder)"
+    batch = value("batch_size", None)
+    if batch is None:
+        return f"{model} at full batch"
+    return (
+        f"{model} on minibatches of at most {int(batch)} examples (half the training set if "
+        "smaller)"
+    )
 
 
 def median_steps(steps) -> float:
