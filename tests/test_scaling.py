@@ -10,6 +10,7 @@ import yaml
 
 from alignlab.config import ConfigError, load_experiment
 from alignlab.data import build_dataset, save_dataset
+from alignlab.grokking import train_run
 from alignlab.scaling import (
     classify_phase,
     collect,
@@ -21,7 +22,6 @@ from alignlab.scaling import (
     numbers,
     summarize_log,
     summarize_run,
-    train_one,
     vectorized_groups,
 )
 
@@ -146,7 +146,7 @@ def test_run_to_tables_end_to_end(tmp_path, tiny_run):
     for wd in (0.0, 1.0):
         run = {**tiny_run, "weight_decay": wd, "sweep": "weight_decay", "steps": 30}
         run_dir = tmp_path / f"wd{wd}"
-        train_one(run, tmp_path / "data.parquet", run_dir, threads=1)
+        train_run(run, tmp_path / "data.parquet", run_dir, threads=1)
         summarize_run(f"wd{wd}", run, run_dir, ANALYSIS, run_dir / "summary.parquet")
         summaries.append(run_dir / "summary.parquet")
     collect(summaries, tmp_path / "runs.parquet", tmp_path / "curves.parquet")

@@ -67,7 +67,7 @@ rule scaling_train:
     params:
         run=lambda wc: SCAL_RUNS[wc.run_id],
         run_dir=lambda wc: f"{SCAL_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.scaling"),
+        code=code("alignlab.grokking"),
     threads: 1
     resources:
         mem_mb=1500,
@@ -94,7 +94,7 @@ for _i, (_gid, _ids) in enumerate(sorted(SCAL_GROUPS.items())):
         params:
             runs=[SCAL_RUNS[rid] for rid in _ids],
             run_dirs=[f"{SCAL_OUT}/runs/{rid}" for rid in _ids],
-            code=code("alignlab.scaling"),
+            code=code("alignlab.vectorized"),
         threads: 1
         resources:
             mem_mb=8000,

@@ -10,8 +10,10 @@ Four sweeps share one config (experiments/scaling/config.yaml), each a grid over
 
 Every run trains with `alignlab.grokking.train_run` (CPU: one 1-thread job per run, early stop on)
 or, on a GPU, together with the runs of its shape in one vectorized model
-(`alignlab.vectorized`). `summarize_run` turns a run's train_log and final checkpoint into one row
-of milestones; `collect` concatenates the rows (one row per run, config values as columns).
+(`alignlab.vectorized.train_group`). Training lives in those modules, not here, so that editing
+this module's analysis never invalidates a training job (each rule hashes the code it runs).
+`summarize_run` turns a run's train_log and final checkpoint into one row of milestones;
+`collect` concatenates the rows (one row per run, config values as columns).
 
 Definitions
 - milestone(col, threshold): the first evaluated step with col >= threshold; NaN if never reached
@@ -37,12 +39,10 @@ import pandas as pd
 
 from alignlab.checkpoints import list_checkpoints, load_weights
 from alignlab.config import expand_runs, load_experiment
-from alignlab.data import load_dataset
-from alignlab.grokking import dataset_id, model_config, train_config, train_run
+from alignlab.grokking import dataset_id, model_config
 from alignlab.measures import final_key_frequencies
 from alignlab.provenance import config_hash
 from alignlab.tables import flat_config
-from alignlab.vectorized import train_vectorized
 
 SWEEPS = ("fraction", "phase", "width", "weight_decay")
 PHASES = ("comprehension", "grokking", "memorization", "confusion")
@@ -116,31 +116,6 @@ def vectorized_groups(runs: dict[str, dict]) -> dict[str, list[str]]:
         if vectorizable(run):
             groups.setdefault(group_id(run), []).append(run_id)
     return {gid: ids for gid, ids in groups.items() if len(ids) > 1}
-
-
-# ---------------------------------------------------------------- training
-
-
-def train_one(run: dict, dataset_path: Path, run_dir: Path, threads: int) -> None:
-    """One run, the single-run trainer (checkpoints on its schedule, exact resume, early stop)."""
-    train_run(run, dataset_path, run_dir, threads)
-
-
-def train_group(
-    runs: Sequence[dict], dataset_path: Path, run_dirs: Sequence[Path], threads: int
-) -> None:
-    """Runs of one shape and dataset as one vectorized model; outputs split per run."""
-    cfgs = {model_config(run) for run in runs}
-    if len(cfgs) != 1:
-        raise ValueError(f"runs trained together must share the model shape; got {cfgs}")
-    train_vectorized(
-        cfgs.pop(),
-        [train_config(run) for run in runs],
-        load_dataset(dataset_path),
-        run_dirs=[Path(d) for d in run_dirs],
-        run_configs=list(runs),
-        threads=threads,
-    )
 
 
 # ---------------------------------------------------------------- milestones and phases

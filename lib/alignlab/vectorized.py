@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from alignlab import checkpoints as ckpt
-from alignlab.data import ModularDataset
+from alignlab.data import ModularDataset, load_dataset
+from alignlab.grokking import model_config, train_config
 from alignlab.models import ACTIVATIONS, ModelConfig, init_params, param_shapes
 from alignlab.provenance import provenance, write_json
 from alignlab.runtime import configure_torch, resolve_device
@@ -325,3 +326,21 @@ def train_vectorized(
 def shapes_match(cfg: ModelConfig, params: dict[str, torch.Tensor]) -> bool:
     """True if `params` are R stacked runs of this config."""
     return all(tuple(params[n].shape[1:]) == s for n, s in param_shapes(cfg).items())
+
+
+def train_group(
+    runs: Sequence[dict], dataset_path: Path, run_dirs: Sequence[Path], threads: int
+) -> None:
+    """Flat run configs (as `alignlab.grokking.train_run` takes) of one shape and dataset, as one
+    vectorized model; outputs split per run into `run_dirs`."""
+    cfgs = {model_config(run) for run in runs}
+    if len(cfgs) != 1:
+        raise ValueError(f"runs trained together must share the model shape; got {cfgs}")
+    train_vectorized(
+        cfgs.pop(),
+        [train_config(run) for run in runs],
+        load_dataset(dataset_path),
+        run_dirs=[Path(d) for d in run_dirs],
+        run_configs=list(runs),
+        threads=threads,
+    )

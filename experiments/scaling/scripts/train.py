@@ -1,7 +1,7 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.grokking import train_run
 from alignlab.jobs import job
-from alignlab.scaling import train_one
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    train_one(sm.params.run, sm.input.dataset, sm.params.run_dir, threads=sm.threads)
+    train_run(sm.params.run, sm.input.dataset, sm.params.run_dir, threads=sm.threads)
