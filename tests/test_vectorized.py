@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
+from alignlab.checkpoints import list_checkpoints, load_weights, step_path
 from alignlab.data import build_dataset
 from alignlab.grokking import model_config, train_config
 from alignlab.models import FinalPositionTransformer, ModelConfig, final_position_loss, init_params
@@ -97,7 +98,13 @@ def test_vectorized_training_matches_single_run_logs(tmp_path, tiny_run):
         ref = train(model_config(run), train_config(run), ds, tmp_path / f"s{r}", run_config=run)
         pd.testing.assert_frame_equal(logs[r], ref, check_exact=False, rtol=1e-3, atol=1e-4)
         assert (tmp_path / f"v{r}" / "train_log.parquet").exists()
-        assert (tmp_path / f"v{r}" / "checkpoints" / "step_000040.safetensors").exists()
+        # the same checkpoint schedule as the single-run trainer, with close weights
+        steps = [s for s, _ in list_checkpoints(tmp_path / f"v{r}" / "checkpoints")]
+        assert steps == [s for s, _ in list_checkpoints(tmp_path / f"s{r}" / "checkpoints")]
+        got, _, _ = load_weights(step_path(tmp_path / f"v{r}" / "checkpoints", 40))
+        want, _, _ = load_weights(step_path(tmp_path / f"s{r}" / "checkpoints", 40))
+        for name, value in want.items():
+            assert torch.allclose(got[name], value, rtol=1e-3, atol=1e-4), name
 
 
 def test_early_stop_per_run_matches_the_single_run_trainer(tmp_path, tiny_run):

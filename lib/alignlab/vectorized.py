@@ -231,6 +231,42 @@ def _evaluate(cfg, params, split) -> dict[str, torch.Tensor]:
     return out
 
 
+@dataclass
+class _Group:
+    """Per-run bookkeeping of a vectorized group: who still trains, logs, early-stop clocks."""
+
+    active: torch.Tensor  # [R] bool
+    since: list[int | None]  # step since which test accuracy has held >= early_stop_acc
+    stop_step: list[int]
+    logs: list[list[dict]]
+
+
+def _record(step: int, group: _Group, metrics: dict, tcs, params, model_cfg, ckpt_dirs) -> None:
+    """Log each active run at this evaluation step, save its weights, apply its early stop."""
+    tc0 = tcs[0]
+    for r in np.flatnonzero(group.active.cpu().numpy()):
+        row = {"step": step, **{k: float(v[r]) for k, v in metrics.items()}}
+        if not np.isfinite(row["train_loss"]):
+            raise TrainingDiverged(
+                f"run {r}: train loss is {row['train_loss']} at step {step} "
+                f"(lr {tcs[r].lr}, weight_decay {tcs[r].weight_decay}); lower the learning rate"
+            )
+        group.logs[r].append(row)
+        if ckpt_dirs is not None:
+            weights = {k: v.detach().cpu() for k, v in unstack_params(params, r).items()}
+            path = ckpt.step_path(ckpt_dirs[r], step)
+            ckpt.save_weights(weights, path, step, model_cfg.to_dict())
+        if tc0.early_stop_patience is None:
+            continue
+        if row["test_acc"] < tc0.early_stop_acc:
+            group.since[r] = None
+        elif group.since[r] is None:
+            group.since[r] = step
+        if group.since[r] is not None and step - group.since[r] >= tc0.early_stop_patience:
+            group.active[r] = False
+            group.stop_step[r] = step
+
+
 def train_vectorized(
     model_cfg: ModelConfig,
     tcs: Sequence[TrainConfig],
@@ -247,8 +283,8 @@ def train_vectorized(
     schedule, as in `alignlab.train.train`, with the same early stop per run: once a run's test
     accuracy has held >= early_stop_acc for early_stop_patience steps, it is frozen (masked) and
     its log ends there; the loop ends when every run has stopped or the budget is spent. With
-    `run_dirs`, each run gets train_log.parquet, its final weights checkpoint and provenance.json
-    in the single-run layout (intermediate weights are not kept: no resume, a group restarts).
+    `run_dirs`, each run gets train_log.parquet, a weights checkpoint at every evaluation step and
+    provenance.json in the single-run layout. There is no resume state: a killed group restarts.
     """
     configure_torch(threads)
     check_group([model_cfg] * len(tcs), tcs)
@@ -264,61 +300,34 @@ def train_vectorized(
     train_split = tuple(x.to(dev) for x in dataset.split(True))
     splits = {"train": train_split, "test": tuple(x.to(dev) for x in dataset.split(False))}
     a, b, c = train_split
-
-    active = torch.ones(R, dtype=torch.bool, device=dev)
-    stop_step = [tc0.steps] * R
-    since: list[int | None] = [None] * R
-    logs: list[list[dict]] = [[] for _ in range(R)]
-    started = time.perf_counter()
-    step = 0
+    ckpt_dirs = None
+    if run_dirs is not None and save_checkpoints:
+        ckpt_dirs = [Path(d) / "checkpoints" for d in run_dirs]
+    group = _Group(torch.ones(R, dtype=torch.bool, device=dev), [None] * R, [tc0.steps] * R,
+                   [[] for _ in range(R)])  # fmt: skip
+    started, step = time.perf_counter(), 0
     while True:
         if step in schedule:
             metrics = {k: v.cpu().numpy() for k, v in _evaluate(model_cfg, params, splits).items()}
-            for r in np.flatnonzero(active.cpu().numpy()):
-                row = {"step": step, **{k: float(v[r]) for k, v in metrics.items()}}
-                if not np.isfinite(row["train_loss"]):
-                    raise TrainingDiverged(
-                        f"run {r}: train loss is {row['train_loss']} at step {step} "
-                        f"(lr {tcs[r].lr}, weight_decay {tcs[r].weight_decay}); lower the "
-                        "learning rate"
-                    )
-                logs[r].append(row)
-                if tc0.early_stop_patience is None:
-                    continue
-                if row["test_acc"] < tc0.early_stop_acc:
-                    since[r] = None
-                elif since[r] is None:
-                    since[r] = step
-                if since[r] is not None and step - since[r] >= tc0.early_stop_patience:
-                    active[r] = False
-                    stop_step[r] = step
-        if step >= tc0.steps or not bool(active.any()):
+            _record(step, group, metrics, tcs, params, model_cfg, ckpt_dirs)
+        if step >= tc0.steps or not bool(group.active.any()):
             break
         factor = min(step / tc0.warmup_steps, 1.0) if tc0.warmup_steps > 0 else 1.0
         optimizer.zero_grad()
         per_run_loss(vectorized_logits(model_cfg, params, a, b), c).sum().backward()
-        optimizer.step(active, lr_factor=factor)
+        optimizer.step(group.active, lr_factor=factor)
         step += 1
     elapsed = time.perf_counter() - started
-    frames = [pd.DataFrame(rows) for rows in logs]
+    frames = [pd.DataFrame(rows) for rows in group.logs]
     if run_dirs is not None:
+        timing = {"wall_s": elapsed, "runs_together": R, "steps_run": step}
         for r, run_dir in enumerate(run_dirs):
-            run_dir = Path(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            if save_checkpoints:
-                final = unstack_params(params, r)
-                ckpt.save_weights(
-                    {k: v.cpu() for k, v in final.items()},
-                    ckpt.step_path(run_dir / "checkpoints", stop_step[r]),
-                    stop_step[r],
-                    model_cfg.to_dict(),
-                )
-            frames[r].to_parquet(run_dir / "train_log.parquet", index=False)
-            timing = {"wall_s": elapsed, "runs_together": R, "steps_run": step}
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            frames[r].to_parquet(Path(run_dir) / "train_log.parquet", index=False)
             config = run_configs[r] if run_configs is not None else {"seed": tcs[r].seed}
             write_json(
                 provenance(config, dev, threads, compile=False, timing=timing, vectorized=True),
-                run_dir / "provenance.json",
+                Path(run_dir) / "provenance.json",
             )
     return frames
 
