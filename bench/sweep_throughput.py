@@ -13,6 +13,9 @@ Results: a table on stdout and bench/results/sweep_throughput.csv, with the mach
 average at the start and end (the machine may be shared: compare modes within one invocation).
 
     .venv/bin/python bench/sweep_throughput.py --runs 4 --steps 300
+    .venv/bin/python bench/sweep_throughput.py --device cuda   # where a GPU is lent
+
+`make bench BENCH_ARGS=--sweeps` runs it with the other measurements.
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ BASE = {
 }
 
 
-def _runs(n: int, steps: int) -> list[dict]:
-    return [{**BASE, "seed": seed, "steps": steps} for seed in range(n)]
+def _runs(n: int, steps: int, device: str = "cpu") -> list[dict]:
+    return [{**BASE, "seed": seed, "steps": steps, "device": device} for seed in range(n)]
 
 
 def _dataset():
@@ -114,13 +117,14 @@ MODES = {
 }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=300)
-    args = parser.parse_args()
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent")
+    args = parser.parse_args(argv)
     configure_torch(1)
-    runs = _runs(args.runs, args.steps)
+    runs = _runs(args.runs, args.steps, args.device)
     rows = []
     for mode, fn in MODES.items():
         load_before = os.getloadavg()[0]
@@ -136,6 +140,7 @@ def main() -> None:
                 "ms_per_run_step": round(1000 * seconds / (len(runs) * args.steps), 2),
                 "load_avg_before": round(load_before, 2),
                 "load_avg_after": round(os.getloadavg()[0], 2),
+                "device": args.device,
                 "cpus": os.cpu_count(),
                 "torch": torch.__version__,
             }
@@ -154,6 +159,7 @@ def main() -> None:
     for row in rows:
         print(" | ".join(str(row[c]) for c in cols))
     print(f"\nwritten: {RESULTS}")
+    return rows
 
 
 if __name__ == "__main__":
