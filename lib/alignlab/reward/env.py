@@ -218,14 +218,20 @@ def make_pairs(
     label: str = "deterministic",
     temperature: float = 1.0,
     flip_rate: float = 0.0,
+    length_bias: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """`n_pairs` pairs (two base completions of one prompt), labelled by gold.
 
     label: deterministic (higher gold wins, ties at random), bradley_terry (a wins with
     probability sigmoid((gold_a - gold_b) / temperature)) or flip (deterministic, then each label
-    flipped with probability flip_rate). Returns token arrays of the chosen and the rejected
-    sample, their EOS indices and golds. The data-size sweep takes prefixes of one such set
-    (`alignlab.reward.train.split_pairs`), so its sizes are nested.
+    flipped with probability flip_rate). length_bias: afterwards, with this probability a pair's
+    label is set to "the longer completion wins" instead (pairs of equal length keep their label),
+    so that longer completions win more often than gold alone implies (Singhal et al. 2023; the
+    draw comes after every other one, so length_bias 0 leaves every output unchanged). Returns
+    token arrays of the chosen and the rejected sample, their EOS indices and golds (both
+    completions of a pair share the prompt, so the longer one has the larger EOS index). The
+    data-size sweep takes prefixes of one such set (`alignlab.reward.train.split_pairs`), so its
+    sizes are nested.
     """
     if label not in LABELS:
         raise ValueError(f"label {label!r} is not one of {LABELS}")
@@ -242,6 +248,10 @@ def make_pairs(
         a_wins = np.where(ga == gb, tie, ga > gb)
         if label == "flip":
             a_wins = a_wins ^ (u < flip_rate)
+    if not 0.0 <= length_bias <= 1.0:
+        raise ValueError(f"length_bias must be in [0, 1], got {length_bias}")
+    to_length = (rng.random(n_pairs) < length_bias) & (a.completion_len != b.completion_len)
+    a_wins = np.where(to_length, a.completion_len > b.completion_len, a_wins)
     ta, ea = env.tokens(a)
     tb, eb = env.tokens(b)
     w = a_wins[:, None]

@@ -1,0 +1,114 @@
+# The length shortcut in reward models (issue 6, item 4): per run, train an RM on length-biased
+# pairs (or the control's unbiased ones) with log-spaced checkpoints -> measure every checkpoint
+# in the TransformerLens bridge -> collect, onsets, markers, numbers -> the figure.
+from alignlab.config import expand_runs, load_experiment
+
+LS = load_experiment(ROOT / "experiments/length_shortcut", SCALE)
+LS_RUNS = expand_runs(LS)
+LS_IDS = sorted(LS_RUNS)
+LS_OUT = f"results/length_shortcut/{SCALE}"
+LS_FIGS = "paper/figures/length_shortcut"
+LS_FIGURES = ["signals", "layers"]
+
+TARGETS["length_shortcut"] = expand(f"{LS_FIGS}/{{fig}}.{{ext}}", fig=LS_FIGURES, ext=["pdf", "png"]) + [
+    f"{LS_OUT}/numbers.json",
+]
+
+
+rule length_shortcut_train:
+    output:
+        # checkpoints live beside these, not declared (see grokking_train)
+        log=f"{LS_OUT}/runs/{{run_id}}/train_log.parquet",
+        provenance=f"{LS_OUT}/runs/{{run_id}}/provenance.json",
+    params:
+        run=lambda wc: LS_RUNS[wc.run_id],
+        env=LS["env"],
+        run_dir=lambda wc: f"{LS_OUT}/runs/{wc.run_id}",
+        code=code("alignlab.length_shortcut"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc: 60 if SCALE == "paper" else 5,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
+    benchmark:
+        f"{LS_OUT}/benchmarks/train/{{run_id}}.tsv"
+    log:
+        f"{LS_OUT}/logs/train/{{run_id}}.log",
+    script:
+        "scripts/train.py"
+
+
+rule length_shortcut_measures:
+    input:
+        log=f"{LS_OUT}/runs/{{run_id}}/train_log.parquet",
+    output:
+        f"{LS_OUT}/runs/{{run_id}}/measures.parquet",
+    params:
+        run=lambda wc: LS_RUNS[wc.run_id],
+        env=LS["env"],
+        analysis=LS["analysis"],
+        run_dir=lambda wc: f"{LS_OUT}/runs/{wc.run_id}",
+        code=code("alignlab.length_shortcut"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc: 30 if SCALE == "paper" else 5,
+    benchmark:
+        f"{LS_OUT}/benchmarks/measures/{{run_id}}.tsv"
+    log:
+        f"{LS_OUT}/logs/measures/{{run_id}}.log",
+    script:
+        "scripts/measures.py"
+
+
+rule length_shortcut_summarize:
+    input:
+        tables=expand(f"{LS_OUT}/runs/{{run_id}}/measures.parquet", run_id=LS_IDS),
+    output:
+        measures=f"{LS_OUT}/measures.parquet",
+        runs=f"{LS_OUT}/runs.parquet",
+        markers=f"{LS_OUT}/markers.parquet",
+        numbers=f"{LS_OUT}/numbers.json",
+    params:
+        run_ids=LS_IDS,
+        runs=LS_RUNS,
+        analysis=LS["analysis"],
+        env=LS["env"],
+        code=code("alignlab.length_shortcut"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    benchmark:
+        f"{LS_OUT}/benchmarks/summarize.tsv"
+    log:
+        f"{LS_OUT}/logs/summarize.log",
+    script:
+        "scripts/summarize.py"
+
+
+rule length_shortcut_figures:
+    input:
+        measures=f"{LS_OUT}/measures.parquet",
+        runs=f"{LS_OUT}/runs.parquet",
+        markers=f"{LS_OUT}/markers.parquet",
+    output:
+        # PNGs go into the HTML report (snakemake --report), one caption each.
+        [
+            report(f"{LS_FIGS}/{fig}.png", category="length_shortcut", caption=f"report/{fig}.rst")
+            if ext == "png" else f"{LS_FIGS}/{fig}.{ext}"
+            for fig in LS_FIGURES for ext in ("pdf", "png")
+        ],
+    params:
+        out_dir=LS_FIGS,
+        code=code("alignlab.figures.length_shortcut"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    benchmark:
+        f"{LS_OUT}/benchmarks/figures.tsv"
+    log:
+        f"{LS_OUT}/logs/figures.log",
+    script:
+        "scripts/figures.py"

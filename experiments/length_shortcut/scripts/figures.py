@@ -1,0 +1,7 @@
+# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+from alignlab.figures.length_shortcut import figures
+from alignlab.jobs import job
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with job(sm):
+    figures(sm.input.measures, sm.input.runs, sm.input.markers, sm.params.out_dir)
