@@ -81,3 +81,24 @@ def test_summarize_cell_drop_and_se():
     assert out["drop_se"] == pytest.approx(drops.std(ddof=1) / math.sqrt(3))
     assert out["proxy_rise_after_peak"] > 0
     assert out["beta"] > 0
+
+
+@pytest.mark.filterwarnings("ignore::scipy.optimize.OptimizeWarning")  # exact fits: no covariance
+def test_pool_noise_is_in_the_bootstrap_se_not_the_seed_se():
+    """Seeds that agree exactly (SE over seeds 0) on a pool where only some prompts fall: the
+    bootstrap over prompts sees that the fall rests on a few prompts, and drop_z_min uses it."""
+    ns = bon.n_grid(64)
+    d = bon.d_of_n(ns)
+    rise = d * 2.0
+    fall = d * (2.0 - 3.0 * d)
+    prompts = np.stack([fall, fall, rise, rise, rise, rise])  # 2 of 6 fall; mean d (2 - d)
+    curves = {s: {"gold": prompts.copy(), "proxy": np.stack([d] * 6)} for s in range(3)}
+    out = bon.summarize_cell(curves, ns, n_boot=200, seed=0)
+    assert out["drop"] > 0 and out["drop_se"] == 0.0
+    assert out["drop_z"] == float("inf")
+    peak = int(np.argmax(prompts.mean(0)))
+    per_prompt = prompts[:, peak] - prompts[:, -1]
+    expected = per_prompt.std() / np.sqrt(len(per_prompt))  # bootstrap SE of a mean of 6
+    assert out["drop_boot_se"] == pytest.approx(expected, rel=0.25)
+    assert out["drop_z_min"] == pytest.approx(out["drop"] / out["drop_boot_se"])
+    assert out["drop_z_min"] < 4  # far from the seed-only verdict

@@ -1,23 +1,27 @@
 # RLHF reward-model overoptimization (Gao et al. 2022): pool + pairs -> proxy RMs (train, score
 # the pool, best-of-n) -> collect -> per-cell summary and fits -> figures, numbers, markers.
+# Conservative ensembles (Coste et al. 2023): members trained on noisy labels keep their pool
+# scores; reward_ensemble combines them (no retraining).
 from alignlab.config import load_experiment
-from alignlab.reward.experiment import data_id, expand_runs
+from alignlab.reward.experiment import data_id, expand_ensemble, expand_runs
 from alignlab.reward.train import pairs_spec
 
 RW = load_experiment(ROOT / "experiments/reward", SCALE)
 RW_RUNS, RW_CELLS = expand_runs(RW)
 RW_IDS = sorted(RW_RUNS)
+RW_MEMBERS, RW_ENSEMBLES = expand_ensemble(RW)  # {run_id: run}, {data_seed: [run_id]}
+RW_MEMBER_IDS = sorted(RW_MEMBERS)
 RW_POOL_ID = data_id({"env": RW["env"], "pool": RW["pool"]})
 # one pairs file per (environment, data seed, labelling, size): each holds as many pairs as its
 # largest run needs, and smaller runs take prefixes (nested data sizes). The size is part of the
 # id, so another scale's smaller file never replaces it.
 _RW_MAX = {}
-for _run in RW_RUNS.values():
+for _run in [*RW_RUNS.values(), *RW_MEMBERS.values()]:
     _key = data_id(pairs_spec(_run, RW["env"]))
     _RW_MAX[_key] = max(_run["n_pairs"], _RW_MAX.get(_key, 0))
 RW_PAIRS = {}  # pairs id -> (spec, n_pairs)
 RW_RUN_PAIRS = {}  # run id -> pairs id
-for _rid, _run in RW_RUNS.items():
+for _rid, _run in [*RW_RUNS.items(), *RW_MEMBERS.items()]:
     _spec = pairs_spec(_run, RW["env"])
     _n = _RW_MAX[data_id(_spec)]
     _pid = data_id({**_spec, "n_pairs": _n})
@@ -25,12 +29,18 @@ for _rid, _run in RW_RUNS.items():
     RW_RUN_PAIRS[_rid] = _pid
 RW_OUT = f"results/reward/{SCALE}"
 RW_FIGS = "paper/figures/reward"
-RW_FIGURES = ["rm_size", "data_size", "alpha_beta"]
+RW_FIGURES = ["rm_size", "data_size", "alpha_beta", "ensemble"]
 
 TARGETS["reward"] = expand(f"{RW_FIGS}/{{fig}}.{{ext}}", fig=RW_FIGURES, ext=["pdf", "png"]) + [
     f"{RW_OUT}/numbers.json",
     "paper/generated/reward_fits.tex",
+    "paper/generated/reward_ensemble.tex",
 ]
+# every trained run: the sweeps' and the oracle (runs/) and the ensemble members (ensemble/)
+RW_RUN_DIRS = {rid: f"{RW_OUT}/runs/{rid}" for rid in RW_IDS} | {
+    rid: f"{RW_OUT}/ensemble/{rid}" for rid in RW_MEMBER_IDS
+}
+RW_ALL_IDS = sorted(RW_RUN_DIRS)
 
 
 def rw_pairs_path(wc):
@@ -99,18 +109,72 @@ rule reward_train:
         "scripts/train.py"
 
 
+rule reward_member:
+    """An ensemble member: as reward_train, and it keeps its scores of the pool."""
+    input:
+        pool=f"data/reward/pool-{RW_POOL_ID}.safetensors",
+        pairs=rw_pairs_path,
+    output:
+        log=f"{RW_OUT}/ensemble/{{run_id}}/train_log.parquet",
+        bon=f"{RW_OUT}/ensemble/{{run_id}}/bon.parquet",
+        provenance=f"{RW_OUT}/ensemble/{{run_id}}/provenance.json",
+        scores=f"{RW_OUT}/ensemble/{{run_id}}/scores.safetensors",
+    params:
+        run=lambda wc: RW_MEMBERS[wc.run_id],
+        env=RW["env"],
+        analysis=RW["analysis"],
+        run_dir=lambda wc: f"{RW_OUT}/ensemble/{wc.run_id}",
+        code=code("alignlab.reward.train"),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=lambda wc: 120 if SCALE == "paper" else 10,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
+    benchmark:
+        f"{RW_OUT}/benchmarks/member/{{run_id}}.tsv"
+    log:
+        f"{RW_OUT}/logs/member/{{run_id}}.log",
+    script:
+        "scripts/train.py"
+
+
+rule reward_ensemble:
+    input:
+        pool=f"data/reward/pool-{RW_POOL_ID}.safetensors",
+        scores=expand(f"{RW_OUT}/ensemble/{{run_id}}/scores.safetensors", run_id=RW_MEMBER_IDS),
+    output:
+        curves=f"{RW_OUT}/ensemble_curves.parquet",
+        fits=f"{RW_OUT}/ensemble_fits.parquet",
+    params:
+        member_ids=RW_MEMBER_IDS,
+        ensembles=RW_ENSEMBLES,
+        spec=RW["ensemble"],
+        analysis=RW["analysis"],
+        code=code("alignlab.reward.experiment"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    benchmark:
+        f"{RW_OUT}/benchmarks/ensemble.tsv"
+    log:
+        f"{RW_OUT}/logs/ensemble.log",
+    script:
+        "scripts/ensemble.py"
+
+
 rule reward_collect:
     input:
-        bon=expand(f"{RW_OUT}/runs/{{run_id}}/bon.parquet", run_id=RW_IDS),
-        logs=expand(f"{RW_OUT}/runs/{{run_id}}/train_log.parquet", run_id=RW_IDS),
+        bon=[f"{RW_RUN_DIRS[rid]}/bon.parquet" for rid in RW_ALL_IDS],
+        logs=[f"{RW_RUN_DIRS[rid]}/train_log.parquet" for rid in RW_ALL_IDS],
     output:
         bon=f"{RW_OUT}/bon.parquet",
         logs=f"{RW_OUT}/train_logs.parquet",
         runs=f"{RW_OUT}/runs.parquet",
     params:
-        run_ids=RW_IDS,
-        runs=RW_RUNS,
-        cells=RW_CELLS,
+        run_ids=RW_ALL_IDS,
+        runs=RW_RUNS | RW_MEMBERS,
+        cells=RW_CELLS | {f"ensemble:{ds}": rids for ds, rids in RW_ENSEMBLES.items()},
         code=code("alignlab.reward.experiment"),
     threads: 1
     resources:
@@ -126,12 +190,14 @@ rule reward_summary:
     input:
         bon=f"{RW_OUT}/bon.parquet",
         runs=f"{RW_OUT}/runs.parquet",
+        ensemble=f"{RW_OUT}/ensemble_fits.parquet",
     output:
         fits=f"{RW_OUT}/fits.parquet",
         curves=f"{RW_OUT}/curves.parquet",
         markers=f"{RW_OUT}/markers.parquet",
     params:
         cells=RW_CELLS,
+        member_ids=RW_MEMBER_IDS,
         analysis=RW["analysis"],
         code=code("alignlab.reward.experiment"),
     threads: 1
@@ -150,6 +216,7 @@ rule reward_figures:
     input:
         curves=f"{RW_OUT}/curves.parquet",
         fits=f"{RW_OUT}/fits.parquet",
+        ensemble=f"{RW_OUT}/ensemble_curves.parquet",
     output:
         # PNGs go into the HTML report (snakemake --report), one caption each, under "reward".
         [
@@ -174,9 +241,11 @@ rule reward_numbers:
     input:
         fits=f"{RW_OUT}/fits.parquet",
         runs=f"{RW_OUT}/runs.parquet",
+        ensemble=f"{RW_OUT}/ensemble_fits.parquet",
     output:
         numbers=f"{RW_OUT}/numbers.json",
         table="paper/generated/reward_fits.tex",
+        ensemble_table="paper/generated/reward_ensemble.tex",
     params:
         block=RW,
         code=code("alignlab.reward.experiment"),

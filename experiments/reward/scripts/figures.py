@@ -4,4 +4,4 @@ from alignlab.jobs import job
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    reward_figures(sm.input.curves, sm.input.fits, sm.params.out_dir)
+    reward_figures(sm.input.curves, sm.input.fits, sm.params.out_dir, sm.input.ensemble)

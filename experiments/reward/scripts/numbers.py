@@ -4,4 +4,12 @@ from alignlab.reward.experiment import numbers
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    numbers(sm.input.fits, sm.input.runs, sm.params.block, sm.output.numbers, sm.output.table)
+    numbers(
+        sm.input.fits,
+        sm.input.runs,
+        sm.params.block,
+        sm.output.numbers,
+        sm.output.table,
+        ensemble_fits=sm.input.ensemble,
+        out_ensemble_table=sm.output.ensemble_table,
+    )

@@ -15,4 +15,6 @@ with job(sm):
         sm.output.fits,
         sm.output.curves,
         sm.output.markers,
+        ensemble_fits=sm.input.ensemble,
+        member_ids=sm.params.member_ids,
     )

@@ -15,4 +15,5 @@ with job(sm):
         sm.output.bon,
         sm.output.provenance,
         threads=sm.threads,
+        out_scores=sm.output.get("scores"),  # ensemble members only
     )

@@ -13,6 +13,13 @@ from alignlab.figures.style import house_style, legend_below, save
 
 SWEEP_LABEL = {"rm_size": "RM size", "data_size": "data size"}
 ORACLE_COLOR = "#000000"
+# Okabe-Ito, one colour per ensemble rule (lib/alignlab/reward/bon.py: ENSEMBLE_RULES)
+RULE_STYLE = {
+    "single": ("#555555", "-"),
+    "mean": ("#0072B2", "-"),
+    "worst_case": ("#D55E00", "-"),
+    "mean_minus_var": ("#009E73", "--"),
+}
 
 
 def _label(sweep: str, row) -> str:
@@ -104,10 +111,36 @@ def alpha_beta_figure(fits: pd.DataFrame, out_dir: Path) -> None:
     save(fig, out_dir, "alpha_beta")
 
 
-def reward_figures(curves_path, fits_path, out_dir) -> None:
+def ensemble_figure(curves: pd.DataFrame, out_dir: Path) -> None:
+    """Best-of-n gold (mean +/- SE over ensembles) and the combined proxy vs d, per ensemble
+    rule: a single member, the mean, the worst case and mean - lambda var."""
+    fig, axes = new_figure(2, size=(7.0, 3.0))
+    ax_gold, ax_proxy = axes[0]
+    for rule, (color, ls) in RULE_STYLE.items():
+        c = curves[curves.rule == rule].sort_values("d")
+        if c.empty:
+            continue
+        label = c.label.iloc[0]
+        ax_gold.plot(c.d, c.gold, color=color, ls=ls, label=label)
+        if np.isfinite(c.gold_se).all():
+            ax_gold.fill_between(
+                c.d, c.gold - c.gold_se, c.gold + c.gold_se, color=color, alpha=0.2, lw=0
+            )
+        peak = c.gold.idxmax()
+        ax_gold.plot(c.d[peak], c.gold[peak], "o", color=color, ms=3.5)
+        ax_proxy.plot(c.d, c.proxy, color=color, ls=ls, label=label)
+    ax_gold.set(xlabel="d = sqrt(KL)", ylabel="gold reward (base = 0)", title="gold")
+    ax_proxy.set(xlabel="d = sqrt(KL)", ylabel="proxy (member sd units)", title="proxy (combined)")
+    legend_below(fig)
+    save(fig, out_dir, "ensemble")
+
+
+def reward_figures(curves_path, fits_path, out_dir, ensemble_curves_path=None) -> None:
     curves = pd.read_parquet(curves_path)
     fits = pd.read_parquet(fits_path)
     with house_style():
         for sweep in ("rm_size", "data_size"):
             sweep_figure(curves, fits, sweep, Path(out_dir))
         alpha_beta_figure(fits, Path(out_dir))
+        if ensemble_curves_path is not None:
+            ensemble_figure(pd.read_parquet(ensemble_curves_path), Path(out_dir))

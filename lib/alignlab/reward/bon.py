@@ -118,6 +118,11 @@ def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, se
     gold peak (argmax of the seed-mean curve), the drop from the peak to the largest n with its
     standard error over seeds (per-seed drops at the common peak n), and alpha, beta, d* with
     bootstrap 95% intervals that resample prompts (the pool) and seeds.
+
+    Every seed is scored on the same pool, so the SE over seeds misses the pool's own noise (which
+    prompts happen to be exploitable). `drop_boot_se` is the bootstrap SE of the drop at the same
+    peak n with prompts and seeds resampled; `drop_z_min` = min(drop / SE over seeds, drop /
+    bootstrap SE) is the conservative evidence of a fall.
     """
     ns = np.asarray(ns)
     d = d_of_n(ns)
@@ -141,10 +146,15 @@ def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, se
         g = gold[s_idx][:, p_idx].mean((0, 1))
         a, b = fit_alpha_beta(d, g)
         pk = int(np.argmax(g))
-        boot.append((a, b, g[pk] - g[-1]))
-    boot = np.array(boot) if boot else np.full((1, 3), np.nan)
+        boot.append((a, b, g[pk] - g[-1], g[peak] - g[-1]))
+    boot = np.array(boot) if boot else np.full((1, 4), np.nan)
     lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    boot_se = float(boot[:, 3].std(ddof=1)) if len(boot) > 1 else float("nan")
     drop = float(gold_mean[peak] - gold_mean[-1])
+    drop_z = drop / se if se and se > 0 else (0.0 if drop == 0 else float("inf"))
+    drop_z_boot = (
+        drop / boot_se if boot_se and boot_se > 0 else (0.0 if drop == 0 else float("inf"))
+    )
     return {
         "d": d,
         "gold_mean": gold_mean,
@@ -159,7 +169,10 @@ def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, se
         "final_gold": float(gold_mean[-1]),
         "drop": drop,
         "drop_se": se,
-        "drop_z": drop / se if se and se > 0 else (0.0 if drop == 0 else float("inf")),
+        "drop_z": drop_z,
+        "drop_boot_se": boot_se,
+        "drop_z_boot": drop_z_boot,
+        "drop_z_min": float(np.nanmin([drop_z, drop_z_boot])),
         "rel_drop": drop / gold_mean[peak] if gold_mean[peak] > 0 else float("nan"),
         "drop_lo": float(lo[2]),
         "drop_hi": float(hi[2]),
@@ -173,3 +186,47 @@ def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, se
         "d_star": alpha / (2 * beta) if beta > 0 else float("inf"),
         "r2": r_squared(d, gold_mean, alpha, beta),
     }
+
+
+# ----- conservative ensembles (Coste et al. 2023) -----------------------------------------------
+ENSEMBLE_RULES = ("single", "mean", "worst_case", "mean_minus_var")
+
+
+def standardize(scores) -> np.ndarray:
+    """[K, M] member scores on the pool -> each member with mean 0 and sd 1 over the pool (base
+    samples), so that members are on one scale before they are combined and lambda is in units of
+    a member's sd squared. Best-of-n under one member is unchanged (a monotone map)."""
+    scores = np.asarray(scores, dtype=float)
+    sd = scores.std(1, keepdims=True)
+    return (scores - scores.mean(1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+
+
+def aggregate(scores, rule: str, lam: float) -> np.ndarray:
+    """One proxy from K members' standardized scores [K, M]: the ensemble `mean`, the
+    `worst_case` (min over members), or `mean_minus_var` = mean - lam * variance over members
+    (population variance, ddof 0). `single` is no aggregate (see ensemble_curves)."""
+    scores = np.asarray(scores, dtype=float)
+    if rule == "mean":
+        return scores.mean(0)
+    if rule == "worst_case":
+        return scores.min(0)
+    if rule == "mean_minus_var":
+        return scores.mean(0) - lam * scores.var(0)
+    raise ValueError(f"ensemble rule {rule!r} is not one of {ENSEMBLE_RULES[1:]}")
+
+
+def ensemble_curves(scores, gold, prompt_id, ns, lam: float) -> dict[str, dict[str, np.ndarray]]:
+    """Best-of-n per prompt for each ensemble rule: {rule: {"gold": [P, N], "proxy": [P, N]}}.
+
+    scores: [K, M] raw member scores on the pool (standardized here). `single` is the mean over
+    members of each member's own best-of-n curve (the expected curve of one RM); the other rules
+    select with the combined proxy, recentred so the base sampler (the pool) scores 0 as every
+    proxy is. Proxy values are in standardized member units.
+    """
+    z = standardize(scores)
+    singles = [bon_curves(member, gold, prompt_id, ns) for member in z]
+    out = {"single": {m: np.mean([c[m] for c in singles], axis=0) for m in ("gold", "proxy")}}
+    for rule in ENSEMBLE_RULES[1:]:
+        proxy = aggregate(z, rule, lam)
+        out[rule] = bon_curves(proxy - proxy.mean(), gold, prompt_id, ns)
+    return out

@@ -28,6 +28,7 @@ from alignlab.runtime import resolve_device
 
 PAIRS_FORMAT = "alignlab-reward-pairs-v1"
 POOL_FORMAT = "alignlab-reward-pool-v1"
+SCORES_FORMAT = "alignlab-reward-scores-v1"
 
 
 # ----- datasets ------------------------------------------------------------------------------
@@ -87,6 +88,15 @@ def load_pairs(path: Path) -> dict[str, np.ndarray]:
 
 def load_pool(path: Path) -> dict[str, np.ndarray]:
     return _load_arrays(path, POOL_FORMAT)
+
+
+def save_scores(proxy: np.ndarray, path: Path, run: dict) -> None:
+    """One RM's recentred scores of every pool sample (pool order), for ensembles."""
+    _save_arrays({"proxy": proxy.astype(np.float32)}, Path(path), SCORES_FORMAT, run)
+
+
+def load_scores(path: Path) -> np.ndarray:
+    return _load_arrays(Path(path), SCORES_FORMAT)["proxy"].astype(np.float64)
 
 
 # ----- the reward model ----------------------------------------------------------------------
@@ -204,11 +214,13 @@ def run_experiment(
     out_bon,
     out_provenance,
     threads: int = 1,
+    out_scores=None,
 ) -> None:
     """Train one proxy RM (or take gold itself for the oracle), then best-of-n on the pool.
 
     Writes train_log.parquet [step, measure, value], bon.parquet [n, d, prompt, measure, value]
-    with measure gold / proxy (both recentred so the base sampler scores 0), provenance.json.
+    with measure gold / proxy (both recentred so the base sampler scores 0), provenance.json, and
+    (out_scores, for ensemble members) the recentred proxy of every pool sample.
     """
     run_dir = Path(run_dir)
     device = resolve_device(run["device"])
@@ -249,6 +261,8 @@ def run_experiment(
         for j, n in enumerate(ns)
     ]
     pd.DataFrame(bon_rows).to_parquet(out_bon, index=False)
+    if out_scores is not None:
+        save_scores(proxy, out_scores, run)
     pd.DataFrame(rows, columns=["step", "measure", "value"]).to_parquet(out_log, index=False)
     mean_gold = curves["gold"].mean(0)
     print("gold by n:", " ".join(f"{n}:{g:.2f}" for n, g in zip(ns, mean_gold, strict=True)))
