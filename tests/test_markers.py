@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from alignlab.config import ConfigError
-from alignlab.markers import evaluate, load_specs
+from alignlab.markers import evaluate, load_specs, seed_ranges
 from alignlab.paper import macro_name, write_numbers
 
 RUNS = pd.DataFrame({"run_id": ["a", "b", "c"], "seed": [0, 1, 0], "weight_decay": [1.0, 1.0, 0.0]})
@@ -38,7 +38,7 @@ def _status(spec, scale="laptop"):
 
 def test_ordering_must_hold_in_every_selected_run():
     status, text, seeds = _status({"kind": "ordering", "events": ["early", "late"]})
-    assert status == "fails" and text == "100 < 500; 300 < 200" and seeds == "0,1"
+    assert status == "fails" and text == "100 < 500; 300 < 200" and seeds == "0-1"
     assert (
         _status({"kind": "ordering", "events": ["early", "late"], "runs": "weight_decay == 0"})[0]
         == "holds"
@@ -100,3 +100,9 @@ def test_numbers_become_one_macro_each(tmp_path):
     assert "\\newcommand{\\myExpKeyFreqs}{5, 21}" in text
     assert "\\newcommand{\\myExpP}{113}" in text
     assert macro_name("clock_pizza", "n_runs") == "clockPizzaNRuns"
+
+
+def test_seed_ranges_shorten_consecutive_seeds():
+    assert seed_ranges([3, 0, 1, 2, 7, 7, 9, 10]) == "0-3,7,9-10"
+    assert seed_ranges([0, 1]) == "0-1"
+    assert seed_ranges([5]) == "5"

@@ -80,6 +80,18 @@ def _evaluate(spec: dict, table: pd.DataFrame) -> tuple[str, str]:
     return f"{spec['aggregate']} {_fmt(value)}", "holds" if holds else "fails"
 
 
+def seed_ranges(seeds) -> str:
+    """Sorted distinct seeds with runs of consecutive ones shortened: 0,1,2,3,7 -> "0-3,7"."""
+    values = sorted({int(s) for s in seeds})
+    parts, start = [], None
+    for i, seed in enumerate(values):
+        start = seed if start is None else start
+        if i + 1 == len(values) or values[i + 1] != seed + 1:
+            parts.append(str(seed) if seed == start else f"{start}-{seed}")
+            start = None
+    return ",".join(parts)
+
+
 def evaluate(experiment: str, specs: list[dict], values, runs, scale: str) -> pd.DataFrame:
     """One row per marker: published, reproduced, the seeds it was taken over, and its status."""
     rows = []
@@ -94,7 +106,7 @@ def evaluate(experiment: str, specs: list[dict], values, runs, scale: str) -> pd
             rows.append(row | {"reproduced": "no runs", "seeds": "", "status": "fails"})
             continue
         reproduced, status = _evaluate(spec, table)
-        seeds = ",".join(str(int(s)) for s in sorted(set(table.seed)))
+        seeds = seed_ranges(table.seed)
         rows.append(row | {"reproduced": reproduced, "seeds": seeds, "status": status})
     return pd.DataFrame(rows, columns=COLUMNS)
 
