@@ -111,7 +111,7 @@ def test_vectorized_groups_share_shape_and_dataset():
     runs = expand_sweeps(load_experiment(EXPERIMENT, "laptop"))
     groups = vectorized_groups(runs)
     phase = [ids for ids in groups.values() if runs[ids[0]]["sweep"] == "phase"]
-    assert len(phase) == 1 and len(phase[0]) == 12  # the whole lr x wd grid is one group
+    assert len(phase) == 1 and len(phase[0]) == 15  # the whole lr x wd grid is one group
     for ids in groups.values():
         shapes = {(runs[i]["d_model"], runs[i]["p"], runs[i]["frac_train"]) for i in ids}
         assert len(shapes) == 1
