@@ -168,17 +168,7 @@ def summarize(
         }
         scalars = {k: v for k, v in s.items() if np.ndim(v) == 0}
         fits.append(base | scalars | {"overoptimized": bool(s["drop_z_min"] >= z_threshold)})
-        for j, n in enumerate(ns):
-            curves.append(
-                base
-                | {
-                    "n": int(n),
-                    "d": float(s["d"][j]),
-                    "gold": float(s["gold_mean"][j]),
-                    "gold_se": float(s["gold_se"][j]),
-                    "proxy": float(s["proxy_mean"][j]),
-                }
-            )
+        curves += curve_rows(base, s, ns)
         print(
             f"{sweep}={value} ({n_params} params): gold peak {s['peak_gold']:.2f} at n="
             f"{s['peak_n']} (d={s['peak_d']:.2f}), drop {s['drop']:.2f} +/- {s['drop_se']:.2f} "
@@ -252,17 +242,7 @@ def ensemble(
                 "overoptimized": bool(s["drop_z_min"] >= analysis["z_threshold"]),
             }
         )
-        for j, n in enumerate(ns):
-            curves.append(
-                base
-                | {
-                    "n": int(n),
-                    "d": float(s["d"][j]),
-                    "gold": float(s["gold_mean"][j]),
-                    "gold_se": float(s["gold_se"][j]),
-                    "proxy": float(s["proxy_mean"][j]),
-                }
-            )
+        curves += curve_rows(base, s, ns)
         print(
             f"{rule}: gold peak {s['peak_gold']:.2f} at n={s['peak_n']} (d={s['peak_d']:.2f}), "
             f"drop {s['drop']:.2f} +/- {s['drop_se']:.2f} (z {s['drop_z']:.1f}; bootstrap SE "
@@ -293,6 +273,21 @@ def ensemble_marker_values(fits: pd.DataFrame, member_ids) -> pd.DataFrame:
         for r in member_ids
     ]
     return pd.DataFrame(rows, columns=["run_id", "marker", "value"])
+
+
+def curve_rows(base: dict, summary: dict, ns) -> list[dict]:
+    """Tidy rows of one cell's mean best-of-n curves (one per n), each with the cell's `base`."""
+    return [
+        base
+        | {
+            "n": int(n),
+            "d": float(summary["d"][j]),
+            "gold": float(summary["gold_mean"][j]),
+            "gold_se": float(summary["gold_se"][j]),
+            "proxy": float(summary["proxy_mean"][j]),
+        }
+        for j, n in enumerate(ns)
+    ]
 
 
 def marker_values(fits: pd.DataFrame, runs: pd.DataFrame, cells: dict) -> pd.DataFrame:
