@@ -26,8 +26,8 @@ from torch import nn
 
 from alignlab.transformer import (
     ACTIVATIONS,
-    NORMALIZATIONS,
     Transformer,
+    check_choices,
     check_params,
     param_shapes,
     register_parameters,
@@ -63,10 +63,7 @@ class ModelConfig:
     normalization: str = "none"  # "LN": pre-norm, as TransformerLens (Power et al.'s decoder)
 
     def __post_init__(self):
-        if self.act_fn not in ACTIVATIONS:
-            raise ValueError(f"act_fn {self.act_fn!r} is not one of {sorted(ACTIVATIONS)}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization {self.normalization!r} is not one of {NORMALIZATIONS}")
+        check_choices(self)
         if self.attn_rate != 1.0 and not self.is_one_layer:
             raise ValueError("attn_rate is implemented for the one-layer, no-LN model only")
 

@@ -24,6 +24,14 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 NORMALIZATIONS = ("LN", "none")
 
 
+def check_choices(cfg) -> None:
+    """Raise a clear error for an activation or normalization this module does not implement."""
+    if cfg.normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization {cfg.normalization!r} is not one of {NORMALIZATIONS}")
+    if cfg.act_fn not in ACTIVATIONS:
+        raise ValueError(f"act_fn {cfg.act_fn!r} is not one of {sorted(ACTIVATIONS)}")
+
+
 def param_shapes(cfg) -> dict[str, tuple[int, ...]]:
     """TransformerLens names and shapes of every parameter, in a fixed order."""
     m, h, dh, mlp = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
@@ -89,10 +97,7 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg, params: dict[str, torch.Tensor]):
         super().__init__()
-        if cfg.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization {cfg.normalization!r} is not one of {NORMALIZATIONS}")
-        if cfg.act_fn not in ACTIVATIONS:
-            raise ValueError(f"act_fn {cfg.act_fn!r} is not one of {sorted(ACTIVATIONS)}")
+        check_choices(cfg)
         check_params(cfg, params)
         self.cfg = cfg
         self._names = list(param_shapes(cfg))

@@ -321,6 +321,10 @@ def marker_values(fits: pd.DataFrame, runs: pd.DataFrame, cells: dict) -> pd.Dat
     return pd.DataFrame(rows, columns=["run_id", "marker", "value"])
 
 
+# A cell's best-of-n summary that the paper quotes (lib/alignlab/reward/bon.py: summarize_cell).
+DROP_FIELDS = ("peak_gold", "peak_d", "final_gold", "drop", "drop_se", "drop_boot_se", "drop_z_min")
+
+
 def numbers(
     fits_path,
     runs_path,
@@ -359,21 +363,8 @@ def numbers(
             ("largest", part.iloc[-1]),
             ("most", most),
         ):
-            for field in (
-                "value",
-                "n_params",
-                "heldout_accuracy",
-                "peak_gold",
-                "peak_d",
-                "final_gold",
-                "drop",
-                "drop_se",
-                "drop_boot_se",
-                "drop_z_min",
-                "proxy_rise_after_peak",
-                "alpha",
-                "beta",
-            ):
+            for field in ("value", "n_params", "heldout_accuracy", *DROP_FIELDS,
+                          "proxy_rise_after_peak", "alpha", "beta"):  # fmt: skip
                 result[f"{label}_{tag}_{field}"] = _num(row[field])
     oracle = fits[fits.sweep == "oracle"]
     if len(oracle):
@@ -395,15 +386,7 @@ def numbers(
         }
         names = {"single": "single", "mean": "mean", "worst_case": "worst", "mean_minus_var": "mlv"}
         for rule, name in names.items():
-            for field in (
-                "peak_gold",
-                "peak_d",
-                "final_gold",
-                "drop",
-                "drop_se",
-                "drop_boot_se",
-                "drop_z_min",
-            ):
+            for field in DROP_FIELDS:
                 result[f"ens_{name}_{field}"] = _num(ens.loc[rule, field])
         if out_ensemble_table is not None:
             Path(out_ensemble_table).parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from alignlab.transformer import ACTIVATIONS, NORMALIZATIONS, Transformer, param_shapes
+from alignlab.transformer import Transformer, check_choices, param_shapes
 
 __all__ = ["RMConfig", "RewardModel", "init_params", "n_params", "param_shapes", "score"]
 
@@ -35,10 +35,7 @@ class RMConfig:
     def __post_init__(self):
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
-        if self.act_fn not in ACTIVATIONS:
-            raise ValueError(f"act_fn {self.act_fn!r} is not one of {sorted(ACTIVATIONS)}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization {self.normalization!r} is not one of {NORMALIZATIONS}")
+        check_choices(self)
 
     @property
     def d_head(self) -> int:
