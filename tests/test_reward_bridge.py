@@ -2,7 +2,8 @@
 
 The bridge (`TransformerBridge.boot_native`) runs the same pre-LN transformer with d_vocab_out = 1:
 its "logit" at the EOS position is the reward. Its attention biases and unembed bias (which our
-model lacks) are zero. One forward and one backward, never training curves (DESIGN.md).
+model lacks) are zero. One forward and one backward, never training curves (fp32 rounding alone
+moves them).
 """
 
 from __future__ import annotations
