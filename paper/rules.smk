@@ -38,8 +38,9 @@ rule experiment_markers:
 
 rule paper_markers:
     input:
-        expand(f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
-               experiment=PAPER_EXPERIMENTS),
+        tables=expand(f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
+                      experiment=PAPER_EXPERIMENTS),
+        bib=ROOT / "paper/references.bib",
     output:
         table=f"{PAPER_OUT}/markers.parquet",
         tex="paper/generated/markers_table.tex",
@@ -47,7 +48,6 @@ rule paper_markers:
         html=report("paper/generated/markers_table.html", category="published vs reproduced",
                     caption="report/markers.rst"),
     params:
-        bib=ROOT / "paper/references.bib",
         code=code("alignlab.markers_table"),
     threads: 1
     resources:

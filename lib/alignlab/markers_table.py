@@ -90,7 +90,8 @@ def _latex_rows(table: pd.DataFrame, columns) -> list[str]:
             elif column == "status":
                 cells.append(STATUS_MARK[row["status"]])
             elif column == "replicates":
-                cells.append(escape(f"{row['replicates']} ({row['seeds']})"))
+                seeds = f" ({row['seeds']})" if row["seeds"] else ""
+                cells.append(escape(f"{row['replicates']}{seeds}"))
             elif column == "null":
                 cells.append(escape(row["null"].split(":")[0]))  # verdict and runs; why: report
             else:

@@ -30,7 +30,10 @@ def _tex_value(value) -> str:
 
 
 def escape(text: str) -> str:
+    """Plain text -> LaTeX: specials escaped; <=, >=, +/- as math symbols."""
     text = re.sub(r"([&%$#_{}])", r"\\\1", text).replace("~", r"\textasciitilde{}")
+    for plain, tex in (("<=", r"$\leq$"), (">=", r"$\geq$"), ("+/-", r"$\pm$")):
+        text = text.replace(plain, tex)
     return text.replace("<", r"$<$").replace(">", r"$>$")
 
 

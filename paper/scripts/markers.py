@@ -5,8 +5,8 @@ from alignlab.markers_table import collect_markers
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
     collect_markers(
-        list(sm.input),
-        sm.params.bib,
+        list(sm.input.tables),
+        sm.input.bib,
         sm.output.table,
         sm.output.tex,
         sm.output.controls_tex,
