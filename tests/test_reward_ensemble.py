@@ -190,3 +190,25 @@ def test_ensemble_summary_markers_and_table(tmp_path):
     assert values.loc["null-0", "ens_conservative_drop_frac"] == pytest.approx(null, nan_ok=True)
     tex = ensemble_table(fits.reset_index())
     assert tex.count("\\\\") == 1 + len(bon.ENSEMBLE_RULES) and "worst case" in tex
+
+
+def test_conservative_fraction_needs_a_single_member_that_falls():
+    """No significant fall of the single member: nothing to remove, the fraction is NaN."""
+    rules = list(bon.ENSEMBLE_RULES)
+    fits = pd.DataFrame(
+        {
+            "rule": rules,
+            "cf_drop": [0.04, -0.04, -0.06, -0.02],
+            "cf_z": [0.3, -0.4, -0.3, -0.2],
+            "cf_peak": [4.9, 6.9, 6.3, 6.7],
+            "half_a_cf_drop": [0.1, 0.0, 0.0, 0.0],
+            "half_b_cf_drop": [0.2, 0.0, 0.0, 0.0],
+        }
+    )
+    values = ensemble_marker_values(fits, ["m0"], ["null-0"], z_threshold=2.0)
+    frac = values[values.marker == "ens_conservative_drop_frac"].set_index("run_id").value
+    assert np.isnan(frac["m0"]) and np.isnan(frac["null-0"])
+    fits.loc[0, "cf_z"] = 2.5  # the same drops, now significant: -0.02 / 0.04 and 0.1 / 0.2
+    values = ensemble_marker_values(fits, ["m0"], ["null-0"], z_threshold=2.0)
+    frac = values[values.marker == "ens_conservative_drop_frac"].set_index("run_id").value
+    assert frac["m0"] == pytest.approx(-0.5) and frac["null-0"] == pytest.approx(0.5)

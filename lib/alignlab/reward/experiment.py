@@ -207,7 +207,9 @@ def summarize(
     values = marker_values(summaries, runs.reset_index(), cells)
     if ensemble_fits is not None and len(member_ids):
         null_ids = runs.index[runs.role == NULL_ROLES["ensemble"]].tolist()
-        ens = ensemble_marker_values(pd.read_parquet(ensemble_fits), member_ids, null_ids)
+        ens = ensemble_marker_values(
+            pd.read_parquet(ensemble_fits), member_ids, null_ids, z_threshold
+        )
         values = pd.concat([values, ens], ignore_index=True)
         oracle = summaries.get(cell_key("oracle", 0))
         if oracle is not None:  # the single-RM rule's null: gold itself, which cannot fall
@@ -284,22 +286,26 @@ def ensemble(
     pd.DataFrame(curves).to_parquet(out_curves, index=False)
 
 
-def ensemble_marker_values(fits: pd.DataFrame, member_ids, null_ids=()) -> pd.DataFrame:
+def ensemble_marker_values(
+    fits: pd.DataFrame, member_ids, null_ids=(), z_threshold: float = 2.0
+) -> pd.DataFrame:
     """Per-member values the ensemble markers read (cross-fitted drops): the single member's z,
-    and the larger of the two conservative rules' drops as a fraction of the single member's
-    (NaN unless the single member's drop is > 0). The null rows (`null_ids`) get the same
-    fraction between the single member on two disjoint halves of the prompts."""
+    and the larger of the two conservative rules' drops as a fraction of the single member's.
+    "Removing overoptimization" presupposes some: the fraction is NaN unless the single member
+    overoptimizes (cf_z >= z_threshold). The null rows (`null_ids`) get the same fraction, under
+    the same condition, between the single member on two disjoint halves of the prompts."""
     by = fits.set_index("rule")
     single = by.loc["single"]
+    falls = bool(single.cf_z >= z_threshold)
     conservative = max(by.loc["worst_case", "cf_drop"], by.loc["mean_minus_var", "cf_drop"])
     values = {
         "ens_cf_z_single": single.cf_z,
-        "ens_conservative_drop_frac": _frac(conservative, single.cf_drop),
+        "ens_conservative_drop_frac": _frac(conservative, single.cf_drop) if falls else np.nan,
         **{f"ens_cf_drop_{rule}": by.loc[rule, "cf_drop"] for rule in ENSEMBLE_RULES},
         **{f"ens_cf_peak_{rule}": by.loc[rule, "cf_peak"] for rule in ENSEMBLE_RULES},
     }
     rows = [_rows(member_ids, name, v) for name, v in values.items()]
-    null = _frac(single.half_a_cf_drop, single.half_b_cf_drop)
+    null = _frac(single.half_a_cf_drop, single.half_b_cf_drop) if falls else np.nan
     rows.append(_rows(null_ids, "ens_conservative_drop_frac", null))
     return pd.concat(rows, ignore_index=True)
 
