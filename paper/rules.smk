@@ -38,15 +38,17 @@ rule experiment_markers:
 
 rule paper_markers:
     input:
-        expand(f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
-               experiment=PAPER_EXPERIMENTS),
+        tables=expand(f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
+                      experiment=PAPER_EXPERIMENTS),
+        bib=ROOT / "paper/references.bib",
     output:
         table=f"{PAPER_OUT}/markers.parquet",
         tex="paper/generated/markers_table.tex",
+        controls_tex="paper/generated/controls_table.tex",
         html=report("paper/generated/markers_table.html", category="published vs reproduced",
                     caption="report/markers.rst"),
     params:
-        code=code("alignlab.paper"),
+        code=code("alignlab.markers_table"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -93,11 +95,13 @@ rule paper_sections:
 
 rule paper_pdf:
     input:
-        ROOT / "paper/main.tex",
         "paper/generated/numbers.tex",
         "paper/generated/sections.tex",
         "paper/generated/markers_table.tex",
+        "paper/generated/controls_table.tex",
         [path for name in PAPER_EXPERIMENTS for path in TARGETS[name]],
+        tex=ROOT / "paper/main.tex",
+        bib=ROOT / "paper/references.bib",
     output:
         "paper/main.pdf",
     params:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tolerances import assert_close_fp
 
 from alignlab.config import ConfigError, load_experiment, load_yaml, validate
 from alignlab.length_shortcut import longer_wins_fraction
@@ -151,15 +152,23 @@ def bridged(env):
     for name, value in params.items():  # non-trivial LayerNorm and MLP biases
         if name.rsplit(".", 1)[1] in ("w", "b", "b_in", "b_out"):
             params[name] = value + 0.2 * torch.randn(value.shape, generator=gen)
+    # float64: the bridge and the model compute differently, and the checks below compare them
+    # far below fp32's resolution (both keep the weights' dtype)
+    params = {name: value.double() for name, value in params.items()}
     sets = S.eval_sets(env, n_groups=16, group_size=8, shift=5, seed=0)
     return cfg, params, to_bridge(params, cfg), sets
+
+
+# Rewards along two float64 paths: two layers of reductions up to d_mlp long.
+F64 = {"n": 32, "depth": 8, "dtype": torch.float64}
 
 
 def test_bridge_reward_at_eos_matches_the_model(bridged):
     cfg, params, bridge, sets = bridged
     ours = RewardModel(cfg, params)(torch.from_numpy(sets.tokens), torch.from_numpy(sets.eos))
     theirs = S.rewards_at_eos(bridge, sets.tokens, sets.eos)
-    np.testing.assert_allclose(theirs, ours.detach().double().numpy(), rtol=1e-5, atol=1e-5)
+    assert ours.dtype == torch.float64
+    assert_close_fp(theirs, ours, **F64)
 
 
 def test_patching_a_layer_with_itself_changes_nothing(bridged):
@@ -168,13 +177,13 @@ def test_patching_a_layer_with_itself_changes_nothing(bridged):
     reward, acts = S.run_at_eos(bridge, sets.tokens, sets.eos, hooks)
     for hook in hooks:
         same = S.patch_eos(bridge, sets.tokens, sets.eos, hook, acts[hook])
-        np.testing.assert_allclose(same, reward, rtol=0, atol=1e-6)
+        assert_close_fp(same, reward, **F64, name=hook)
     # and patching in the longer copy's final residual gives the longer copy's reward
     base = sets.shift_index
     r_long, long_acts = S.run_at_eos(bridge, sets.shift_tokens, sets.shift_eos, hooks)
     last = hooks[-1]
     patched = S.patch_eos(bridge, sets.tokens[base], sets.eos[base], last, long_acts[last])
-    np.testing.assert_allclose(patched, r_long, rtol=1e-5, atol=1e-5)
+    assert_close_fp(patched, r_long, **F64)
 
 
 def test_direct_attribution_sums_to_the_reward(bridged):
@@ -187,7 +196,7 @@ def test_direct_attribution_sums_to_the_reward(bridged):
     sigma = acts["ln_final.hook_scale"].reshape(-1)
     total = sum(acts[hook] @ h for hook in comps.values()) / sigma
     const = float(params["ln_final.b"].double() @ params["unembed.W_U"][:, 0].double())
-    np.testing.assert_allclose(total + const, reward, rtol=1e-5, atol=1e-5)
+    assert_close_fp(total + const, reward, **F64)
 
 
 def test_checkpoint_measures_are_finite_and_complete(bridged):

@@ -1,92 +1,185 @@
-"""Published vs reproduced: each marker kind evaluated on hand-made per-run values."""
+"""Published vs reproduced: markers judged per replicate, on their null, NaN-safe, with sources."""
+
+import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from alignlab.config import ConfigError
-from alignlab.markers import evaluate, load_specs, seed_ranges
+from alignlab.markers import evaluate, load_specs, rule_text, seed_ranges
+from alignlab.markers_table import format_markers, short_citations, summary, with_sources
 from alignlab.paper import macro_name, write_numbers
 
-RUNS = pd.DataFrame({"run_id": ["a", "b", "c"], "seed": [0, 1, 0], "weight_decay": [1.0, 1.0, 0.0]})
-VALUES = pd.DataFrame(
-    [
-        ("a", "early", 100.0),
-        ("a", "late", 500.0),
-        ("a", "acc", 1.0),
-        ("b", "early", 300.0),
-        ("b", "late", 200.0),
-        ("b", "acc", 0.98),
-        ("c", "early", 1.0),
-        ("c", "late", 2.0),
-        ("c", "acc", 0.1),
-    ],
-    columns=["run_id", "marker", "value"],
+ROOT = Path(__file__).resolve().parents[1]
+NAN = math.nan
+# Runs a-c: seeds 0-2 with weight decay; d: the wd = 0 null (seed 0); e: a second run of seed 0.
+RUNS = pd.DataFrame(
+    {
+        "run_id": ["a", "b", "c", "d", "e"],
+        "seed": [0, 1, 2, 0, 0],
+        "weight_decay": [1.0, 1.0, 1.0, 0.0, 1.0],
+        "group": ["x", "x", "x", "null", "y"],
+    }
 )
+
+
+def _values(**columns) -> pd.DataFrame:
+    """Long markers table from {marker: [value per run a-e]}."""
+    rows = [
+        (run_id, marker, float(value))
+        for marker, values in columns.items()
+        for run_id, value in zip(RUNS.run_id, values, strict=True)
+    ]
+    return pd.DataFrame(rows, columns=["run_id", "marker", "value"])
+
+
 BASE = {
-    "paper": "P",
     "claim": "c",
     "published": "p",
-    "runs": "weight_decay > 0",
+    "source": {"paper": "nanda2023progress", "where": "Sec. 5"},
+    "runs": "group == 'x'",
+    "null": {"runs": "group == 'null'", "why": "no weight decay"},
     "scales": ["laptop"],
 }
+ACC = {"kind": "range", "value": "acc", "low": 0.99, "high": 1.0}
 
 
-def _status(spec, scale="laptop"):
-    row = evaluate("exp", [{"id": "m", **BASE, **spec}], VALUES, RUNS, scale).iloc[0]
-    return row.status, row.reproduced, row.seeds
+def _row(spec, values, scale="laptop"):
+    return evaluate("exp", [{"id": "m", **BASE, **spec}], values, RUNS, scale).iloc[0]
 
 
-def test_ordering_must_hold_in_every_selected_run():
-    status, text, seeds = _status({"kind": "ordering", "events": ["early", "late"]})
-    assert status == "fails" and text == "100 < 500; 300 < 200" and seeds == "0-1"
-    assert (
-        _status({"kind": "ordering", "events": ["early", "late"], "runs": "weight_decay == 0"})[0]
-        == "holds"
-    )
+def test_range_holds_in_every_seed_and_fails_on_its_null():
+    row = _row(ACC, _values(acc=[1.0, 0.995, 0.999, 0.1, 1.0]))
+    assert row.status == "holds" and row.replicates == "3/3 runs" and row.seeds == "0-2"
+    assert row.null.startswith("fails (0/1) on group == 'null'")
+    assert row.reproduced == "seed 0: 1; seed 1: 0.995; seed 2: 0.999"
 
 
-def test_range_uses_the_aggregate_over_runs():
-    spec = {"kind": "range", "value": "acc", "low": 0.99, "high": 1.0}
-    assert _status({**spec, "aggregate": "max"})[0] == "holds"
-    assert _status({**spec, "aggregate": "min"})[:2] == ("fails", "min 0.98")
+def test_one_failing_seed_fails_the_marker_and_is_shown():
+    row = _row(ACC, _values(acc=[1.0, 0.98, 1.0, 0.1, 1.0]))
+    assert row.status == "fails" and row.replicates == "2/3 runs"
+    assert "seed 1: 0.98 (x)" in row.reproduced
 
 
-def test_number_uses_published_value_and_tolerance():
-    spec = {"kind": "number", "value": "early", "aggregate": "mean", "published": 250}
-    assert _status({**spec, "tolerance": 60})[0] == "holds"  # mean 200
-    assert _status({**spec, "tolerance": 40})[0] == "fails"
+def test_a_null_on_which_the_rule_holds_means_the_marker_cannot_fail():
+    row = _row(ACC, _values(acc=[1.0, 1.0, 1.0, 1.0, 1.0]))
+    assert row.status == "cannot fail" and row.null.startswith("HOLDS (1/1)")
+    no_null = _row({**ACC, "null": {"runs": "group == 'none'", "why": "w"}}, _values(acc=[1] * 5))
+    assert no_null.status == "cannot fail" and no_null.null.startswith("no null runs")
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_a_nan_seed_never_holds_and_is_never_dropped(position):
+    acc = [1.0, 1.0, 1.0, 0.1, 1.0]
+    acc[position] = NAN
+    row = _row(ACC, _values(acc=acc))
+    assert row.status == "fails" and row.replicates == "2/3 runs" and row.seeds == "0-2"
+    assert f"seed {position}: n/a (x)" in row.reproduced
+
+
+def test_a_run_missing_from_the_values_counts_as_nan():
+    values = _values(acc=[1.0, 1.0, 1.0, 0.1, 1.0])
+    row = _row(ACC, values[values.run_id != "b"])
+    assert row.status == "fails" and row.replicates == "2/3 runs"
+
+
+@pytest.mark.parametrize("position", [0, 1])
+def test_per_seed_aggregates_propagate_nan(position):
+    # seed 0 has runs a and e; a NaN in either makes seed 0's min NaN, first or last
+    acc = [1.0, 1.0, 1.0, 0.1, 1.0]
+    acc[[0, 4][position]] = NAN
+    spec = {**ACC, "runs": "weight_decay > 0", "per": "seed", "aggregate": "min"}
+    row = _row(spec, _values(acc=acc))
+    assert row.status == "fails" and row.replicates == "2/3 seeds"
+    assert "seed 0: n/a (x)" in row.reproduced
+    alone = _row({**spec, "runs": "run_id == 'a'"}, _values(acc=[NAN, 1, 1, 0.1, 1]))
+    assert alone.replicates == "0/1 seeds"
+
+
+def test_pooled_is_one_replicate_over_all_selected_runs():
+    spec = {**ACC, "per": "pooled", "aggregate": "mean"}
+    row = _row(spec, _values(acc=[1.0, 0.98, 1.0, 0.1, 1.0]))  # mean 0.9933
+    assert row.status == "holds" and row.replicates == "1/1 pooled" and row.seeds == "0-2"
+
+
+def test_ordering_needs_a_lead_larger_than_the_gap_in_eval_units():
+    spec = {"kind": "ordering", "events": ["early", "late"], "gap": 2, "gap_unit": "spacing"}
+    spacing = [50] * 5
+    holds = _values(early=[100, 100, 100, 0, 0], late=[250, 300, 201, NAN, 0], spacing=spacing)
+    row = _row(spec, holds)
+    assert row.status == "holds" and row.reproduced == "seed 0: 150; seed 1: 200; seed 2: 101"
+    # a lead of exactly two intervals is not more than two
+    tied = _values(early=[100, 100, 100, 0, 0], late=[250, 300, 200, NAN, 0], spacing=spacing)
+    assert _row(spec, tied).status == "fails"
+    assert rule_text(spec) == "each run: late - early > 2 x spacing; all hold"
+
+
+def test_number_within_tolerance_and_require_share():
+    spec = {"kind": "number", "value": "n", "published": 5, "tolerance": 2}
+    values = _values(n=[4, 7, 8, 30, 5])
+    assert _row(spec, values).status == "fails"  # seed 2 is 8
+    assert _row({**spec, "require": 0.6}, values).status == "holds"  # 2 of 3 >= 60%
+    assert rule_text({**spec, "require": 0.6}) == "each run: n = 5 +/- 2; >= 60% hold"
+
+
+def test_a_constructed_null_value_is_judged_by_the_same_rule():
+    spec = {**ACC, "null": {"runs": "group == 'x'", "value": "shuffled", "why": "w"}}
+    row = _row(spec, _values(acc=[1.0] * 5, shuffled=[0.5, 1.0, 0.2, 0, 0]))
+    assert row.status == "holds" and row.null.startswith("fails (1/3) on group == 'x' (shuffled)")
+
+
+def test_controls_need_no_null_and_fewer_than_three_seeds_is_no_finding():
+    control = {**ACC, "control": True, "runs": "group == 'null'"}
+    spec = {k: v for k, v in {**BASE, **control}.items() if k != "null"}
+    row = evaluate("exp", [{"id": "c", **spec}], _values(acc=[0, 0, 0, 1, 0]), RUNS, "laptop")
+    assert row.iloc[0].status == "holds" and bool(row.iloc[0].control) and row.iloc[0].null == ""
+    two = _row({**ACC, "runs": "run_id in ['a', 'b']"}, _values(acc=[1, 1, 1, 0, 1]))
+    assert two.status == "too few seeds"
+    smoke = {**ACC, "runs": "run_id in ['a', 'b']", "scales": ["smoke"]}
+    assert _row(smoke, _values(acc=[1, 1, 1, 0, 1]), "smoke").status == "holds"
 
 
 def test_other_scales_read_not_run_never_fails():
-    status, text, _ = _status(
-        {"kind": "range", "value": "acc", "aggregate": "min", "low": 2.0, "high": 3.0},
-        scale="smoke",
-    )
-    assert status == "not run at this scale" and text == ""
-
-
-def test_no_selected_runs_fails_and_says_so():
-    status, text, _ = _status(
-        {
-            "kind": "range",
-            "value": "acc",
-            "aggregate": "min",
-            "low": 0,
-            "high": 1,
-            "runs": "weight_decay > 5",
-        }
-    )
-    assert (status, text) == ("fails", "no runs")
+    row = _row(ACC, _values(acc=[0] * 5), scale="paper")
+    assert row.status == "not run at this scale" and row.reproduced == ""
 
 
 def test_marker_spec_is_validated(tmp_path):
     path = tmp_path / "markers.yaml"
-    path.write_text(
-        "- {id: x, paper: P, claim: c, published: p, kind: range, runs: 'seed >= 0', "
-        "scales: [laptop]}\n"
-    )  # a range without value/aggregate/low/high
+    spec = "id: x, claim: c, published: p, source: {paper: k}, runs: 'seed >= 0', scales: [laptop]"
+    path.write_text(f"- {{{spec}, kind: range, value: v, low: 0, high: 1}}\n")
+    with pytest.raises(ConfigError, match="'null' is a required property"):
+        load_specs(path)  # a finding without a null
+    path.write_text(f"- {{{spec}, kind: range, null: {{runs: r, why: w}}}}\n")
     with pytest.raises(ConfigError, match="'value' is a required property"):
         load_specs(path)
+    path.write_text(f"- {{{spec}, kind: range, value: v, low: 0, high: 1, control: true}}\n")
+    assert load_specs(path)[0]["control"] is True
+
+
+def test_every_real_marker_loads_and_cites_the_bibliography():
+    cites = short_citations(ROOT / "paper/references.bib")
+    assert cites["nanda2023progress"] == "Nanda et al. 2023"
+    assert cites["hurley2009comparing"] == "Hurley and Rickard 2009"
+    for path in sorted(ROOT.glob("experiments/*/markers.yaml")):
+        for spec in load_specs(path):
+            assert spec["source"]["paper"] in cites, (path, spec["id"])
+            assert spec.get("control") or "null" in spec, (path, spec["id"])
+
+
+def test_table_shows_sources_and_counts_controls_apart():
+    specs = [
+        {"id": "f", **BASE, **ACC},
+        {"id": "g", **BASE, **ACC, "runs": "group == 'y'"},  # seed 0 only
+        {"id": "c", **{k: v for k, v in BASE.items() if k != "null"}, **ACC, "control": True},
+    ]
+    table = evaluate("exp", specs, _values(acc=[1, 1, 1, 0, 1]), RUNS, "laptop")
+    table = with_sources(table, ROOT / "paper/references.bib")
+    assert table.cite.iloc[0] == "Nanda et al. 2023, Sec. 5"
+    assert summary(table) == "findings: 1 holds, 1 too few seeds; controls: 1/1 hold"
+    text = format_markers(table)
+    assert "Sanity controls" in text and text.index("Findings") < text.index("Sanity")
 
 
 def test_numbers_become_one_macro_each(tmp_path):

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tolerances import rounding_tol
 
 from alignlab import fourier
 from alignlab.data import build_dataset
@@ -143,8 +144,13 @@ def test_progress_measures_table_on_a_small_random_model():
 
 
 def test_progress_measures_agree_with_the_model_and_weights_directly():
+    # The table's logits come from all pairs at once, the reference's from each split: different
+    # batches, different kernels. In float64 (the model keeps the weights' dtype) that rounding
+    # stays far below the tolerances whatever the CPU, and the argmax cannot flip.
     dataset = build_dataset(SMALL.p, "add", 0.3, seed=0)
-    steps, stack = [0, 10, 20], random_run(SMALL, [0, 1, 2])
+    steps = [0, 10, 20]
+    stack = {name: v.double() for name, v in random_run(SMALL, [0, 1, 2]).items()}
+    logits_tol = rounding_tol(SMALL.d_mlp, depth=4, dtype=torch.float64)
     table = progress_measures(steps, stack, SMALL, dataset, chunk=2)
     value = table.set_index(["step", "measure", "component"]).value
     for i, step in enumerate(steps):
@@ -156,7 +162,9 @@ def test_progress_measures_agree_with_the_model_and_weights_directly():
                 logits = model(a, b)
             loss = final_position_loss(logits, c).item()
             acc = (logits.argmax(-1) == c).double().mean().item()
-            assert value[(step, f"{split}_loss", "")] == pytest.approx(loss, rel=1e-5)
+            # cross-entropy moves by at most twice the largest change of a logit
+            tol = 2 * logits_tol * logits.abs().max().item()
+            assert value[(step, f"{split}_loss", "")] == pytest.approx(loss, abs=tol)
             assert value[(step, f"{split}_acc", "")] == pytest.approx(acc)
         sum_sq = sum((v.double() ** 2).sum().item() for v in params.values())
         assert value[(step, "sum_sq_weights", "")] == pytest.approx(sum_sq, rel=1e-12)
@@ -164,9 +172,9 @@ def test_progress_measures_agree_with_the_model_and_weights_directly():
             fourier.component_norms(params["embed.W_E"][: SMALL.p], axis=0)
         )
         assert value[(step, "fourier_norm_W_E", "3")] == pytest.approx(spectrum[2].item())
-        w_l = params["blocks.0.mlp.W_out"] @ params["unembed.W_U"]
+        w_l = params["blocks.0.mlp.W_out"] @ params["unembed.W_U"]  # float64, as the library's
         gini_w_l = fourier.gini(fourier.component_norms(w_l, axis=1)).item()
-        assert value[(step, "gini_W_L", "")] == pytest.approx(gini_w_l, rel=1e-6)
+        assert value[(step, "gini_W_L", "")] == pytest.approx(gini_w_l, rel=logits_tol)
 
 
 def test_chunk_size_does_not_change_the_table():

@@ -19,7 +19,8 @@ def repo_copy(tmp_path):
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copy(REPO / "Snakefile", tmp_path / "Snakefile")
     (tmp_path / "paper").mkdir()
-    shutil.copy(REPO / "paper" / "main.tex", tmp_path / "paper" / "main.tex")
+    for name in ("main.tex", "references.bib"):
+        shutil.copy(REPO / "paper" / name, tmp_path / "paper" / name)
     for name in ("experiments", "lib", "profiles", "paper/scripts", "paper/report"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=ignore)
     shutil.copy(REPO / "paper" / "rules.smk", tmp_path / "paper" / "rules.smk")

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from alignlab.markers import STATUSES
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
@@ -42,7 +44,13 @@ def test_smoke_dag_builds_the_paper_inputs(smoke_dag):
     grokking = markers[markers.experiment == "grokking"]
     assert len(grokking) >= 8
     assert set(grokking.status) == {"not run at this scale"}  # no grokking marker runs at smoke
-    assert set(markers.status) <= {"holds", "fails", "not run at this scale"}
+    assert set(markers.status) <= set(STATUSES)
+    # the controls run at smoke (the oracle, uniform attention) and hold; findings are not run
+    controls = markers[markers.control & (markers.status != "not run at this scale")]
+    assert len(controls) >= 2 and set(controls.status) == {"holds"}
+    findings_tex = (smoke_dag / "paper" / "generated" / "markers_table.tex").read_text()
+    assert "Nanda et al. 2023" in findings_tex and "\\cite{nanda2023progress}" in findings_tex
+    assert "uniform-attention" not in findings_tex  # controls have their own table
     if shutil.which("latexmk"):
         assert (smoke_dag / "paper" / "main.pdf").stat().st_size > 10_000
 

@@ -16,6 +16,17 @@ CIRC_INPUTS = {
     "key_freqs": f"{CIRC_SOURCE}/key_frequencies.json",
     "dataset": f"data/grokking/{dataset_id(CIRC_GROK_RUNS[CIRC_SOURCE_ID])}.parquet",
 }
+# The other seeds' runs (weight decay > 0): their final checkpoints, so the trained-model markers
+# rest on every seed.
+CIRC_OTHER_IDS = [
+    rid for rid, run in sorted(CIRC_GROK_RUNS.items())
+    if run["weight_decay"] > 0 and rid != CIRC_SOURCE_ID
+]
+CIRC_OTHER = {
+    "run_dirs": [f"results/grokking/{SCALE}/runs/{rid}" for rid in CIRC_OTHER_IDS],
+    "key_freqs": [f"results/grokking/{SCALE}/runs/{rid}/key_frequencies.json" for rid in CIRC_OTHER_IDS],
+    "seeds": [CIRC_GROK_RUNS[rid]["seed"] for rid in CIRC_OTHER_IDS],
+}
 CIRC_OUT = f"results/circuits/{SCALE}"
 CIRC_FIGS = "paper/figures/circuits"
 CIRC_FIGURES = ["neurons", "heads", "logits", "ablations", "controls"]
@@ -28,12 +39,15 @@ TARGETS["circuits"] = expand(f"{CIRC_FIGS}/{{fig}}.{{ext}}", fig=CIRC_FIGURES, e
 rule circuits_measures:
     input:
         **CIRC_INPUTS,
+        other_logs=[f"{d}/train_log.parquet" for d in CIRC_OTHER["run_dirs"]],
+        other_key_freqs=CIRC_OTHER["key_freqs"],
     output:
         measures=f"{CIRC_OUT}/measures.parquet",
         spectrum=f"{CIRC_OUT}/logit_spectrum.parquet",
         runs=f"{CIRC_OUT}/runs.parquet",
     params:
         source_run_dir=CIRC_SOURCE,
+        other_seeds=CIRC_OTHER,
         analysis=CIRC,
         code=code("alignlab.circuits"),
     threads: 1

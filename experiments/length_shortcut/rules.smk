@@ -1,4 +1,4 @@
-# The length shortcut in reward models (issue 6, item 4): per run, train an RM on length-biased
+# The length shortcut in reward models (Singhal et al. 2023): per run, train an RM on length-biased
 # pairs (or the control's unbiased ones) with log-spaced checkpoints -> measure every checkpoint
 # in the TransformerLens bridge -> collect, onsets, markers, numbers -> the figure.
 from alignlab.config import expand_runs, load_experiment

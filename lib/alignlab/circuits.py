@@ -512,7 +512,31 @@ def ablation_table(
 
 
 def _model_rows(run_id: str, label: str, seed: int, cfg: ModelConfig, source: str) -> dict:
-    return {"run_id": run_id, "model": label, "seed": seed, "source_run": source, **cfg.to_dict()}
+    row = {"run_id": run_id, "model": label, "seed": seed, "source_run": source}
+    return row | {"canonical": run_id == source, **cfg.to_dict()}
+
+
+def _final_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], int, dict]:
+    checkpoints = Path(run_dir) / "checkpoints"
+    final = max(int(path.stem.split("_")[1]) for path in checkpoints.glob("step_*.safetensors"))
+    return load_weights(step_path(checkpoints, final))
+
+
+def other_seed_measures(run_dirs, key_freq_paths, seeds, threshold: float):
+    """Final-checkpoint circuit measures of the other seeds' grokking runs (each with its own key
+    frequencies), so the trained-model markers rest on every seed: (measure frames, run rows)."""
+    frames, runs = [], []
+    for run_dir, key_path, seed in zip(run_dirs, key_freq_paths, seeds, strict=True):
+        run_id = Path(run_dir).name
+        key_freqs = json.loads(Path(key_path).read_text())["key_frequencies"]
+        params, step, model = _final_checkpoint(run_dir)
+        cfg = ModelConfig(**model)
+        stacked = {name: value[None] for name, value in params.items()}
+        measures, _ = stack_measures([step], stacked, cfg, key_freqs, threshold)
+        frames.append(_long(run_id, [step], measures))
+        runs.append(_model_rows(run_id, "trained", int(seed), cfg, run_id) | {"canonical": False})
+        runs[-1]["key_freqs"] = ", ".join(map(str, key_freqs))
+    return frames, runs
 
 
 def _stride(steps: list[int], stride: int) -> list[int]:
@@ -531,9 +555,11 @@ def measure_circuits(
     out_measures: Path,
     out_spectrum: Path,
     out_runs: Path,
+    other_seeds: dict | None = None,
 ) -> None:
     """Every circuit measure over training (canonical run) and at the end, plus random-init
-    controls; the grokking progress measures of the final checkpoint and of the controls."""
+    controls; the grokking progress measures of the final checkpoint and of the controls.
+    `other_seeds` ({"run_dirs", "key_freqs", "seeds"}): the other seeds' final checkpoints."""
     source_run_dir = Path(source_run_dir)
     source = source_run_dir.name
     threshold = float(analysis["explained_threshold"])
@@ -570,11 +596,17 @@ def measure_circuits(
             _progress_rows(run_id, 0, init, cfg, dataset, key_freqs),
         ]
         spectra.append(_spectrum_rows(run_id, 0, last["logits"]))
+    meta = pd.DataFrame(runs).assign(key_freqs=", ".join(map(str, key_freqs)))
+    if other_seeds:
+        more, more_runs = other_seed_measures(
+            other_seeds["run_dirs"], other_seeds["key_freqs"], other_seeds["seeds"], threshold
+        )
+        frames += more
+        meta = pd.concat([meta, pd.DataFrame(more_runs)], ignore_index=True)
     table = pd.concat(frames, ignore_index=True)
     table.attrs = {}
     table.to_parquet(out_measures, index=False)
     pd.concat(spectra, ignore_index=True).to_parquet(out_spectrum, index=False)
-    meta = pd.DataFrame(runs).assign(key_freqs=", ".join(map(str, key_freqs)))
     meta.to_parquet(out_runs, index=False)
 
 
@@ -590,11 +622,7 @@ def ablate_circuits(
     threshold = float(analysis["explained_threshold"])
     key_freqs = json.loads(Path(key_freqs_path).read_text())["key_frequencies"]
     dataset = load_dataset(dataset_path)
-    checkpoints = source_run_dir / "checkpoints"
-    final_step = max(
-        int(path.stem.split("_")[1]) for path in checkpoints.glob("step_*.safetensors")
-    )
-    params, step, model = load_weights(step_path(checkpoints, final_step))
+    params, step, model = _final_checkpoint(source_run_dir)
     cfg = ModelConfig(**model)
     models = [(source_run_dir.name, step, params)]
     models += [
@@ -616,12 +644,13 @@ def ablate_circuits(
 
 
 def _value(measures: pd.DataFrame, run_id: str, measure: str, component: str = "") -> float:
+    """The measure at the run's last measured step; NaN where the run has no such measure."""
     rows = measures[
         (measures.run_id == run_id)
         & (measures.measure == measure)
         & (measures.component == component)
     ]
-    return float(rows.sort_values("step").value.iloc[-1])
+    return float(rows.sort_values("step").value.iloc[-1]) if len(rows) else math.nan
 
 
 def _ablation(ablations: pd.DataFrame, run_id: str, name: str, split: str, column: str) -> float:
@@ -631,7 +660,7 @@ def _ablation(ablations: pd.DataFrame, run_id: str, name: str, split: str, colum
         & (ablations.frequency == "")
         & (ablations.split == split)
     ]
-    return float(rows[column].iloc[0])
+    return float(rows[column].iloc[0]) if len(rows) else math.nan  # ablated: canonical only
 
 
 def run_markers(measures: pd.DataFrame, ablations: pd.DataFrame, run_id: str) -> dict[str, float]:
@@ -669,7 +698,7 @@ def summarize(
     ]
     pd.DataFrame(rows, columns=["run_id", "marker", "value"]).to_parquet(out_markers, index=False)
 
-    trained = runs[runs.model == "trained"].iloc[0]
+    trained = runs[runs.canonical].iloc[0]
     control = runs[runs.model == "random_init"].iloc[0]
     ours, base = values[trained.run_id], values[control.run_id]
     neurons = measures[(measures.run_id == trained.run_id) & (measures.measure == "neuron_freq")]

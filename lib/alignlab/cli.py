@@ -45,7 +45,7 @@ def cmd_validate(args) -> int:
 def cmd_markers(args) -> int:
     import pandas as pd
 
-    from alignlab.paper import format_markers
+    from alignlab.markers_table import format_markers
 
     path = Path(args.root) / "results" / "paper" / args.scale / "markers.parquet"
     if not path.exists():
@@ -54,8 +54,6 @@ def cmd_markers(args) -> int:
     table = pd.read_parquet(path)
     print(f"Published vs reproduced ({args.scale} scale)")
     print(format_markers(table))
-    counts = table.status.value_counts()
-    print(", ".join(f"{n} {status}" for status, n in counts.items()))
     return 0
 
 

@@ -176,6 +176,18 @@ def markers(measures_path, runs_path, out: Path) -> None:
     pd.DataFrame(rows, columns=["run_id", "marker", "value"]).to_parquet(out, index=False)
 
 
+def transition_rate(rates, symmetricity, level: float = 0.8) -> float:
+    """The attention rate at which symmetricity first falls below `level` (midway between the
+    pizza and clock thresholds, 0.9 and 0.7), interpolated linearly between grid rates; NaN if it
+    never does."""
+    order = np.argsort(rates)
+    a, s = np.asarray(rates, float)[order], np.asarray(symmetricity, float)[order]
+    for i in range(1, len(a)):
+        if s[i] < level <= s[i - 1]:
+            return float(a[i - 1] + (s[i - 1] - level) / (s[i - 1] - s[i]) * (a[i] - a[i - 1]))
+    return math.nan
+
+
 def numbers(markers_path, runs_path, out: Path) -> None:
     """The numbers the paper quotes: setup, and the measures at the lowest and highest rate."""
     import json
@@ -207,4 +219,11 @@ def numbers(markers_path, runs_path, out: Path) -> None:
         "high_distance_irrelevance": float(by_rate.loc[high, "distance_irrelevance"]),
         "min_test_acc": float(table.final_test_acc.min()),
     }
+    per_seed = [
+        transition_rate(group.attn_rate, group.grad_symmetricity)
+        for _, group in table.groupby("seed")
+    ]
+    result["transition_rates"] = ", ".join(f"{a:.2f}" for a in per_seed)
+    result["transition_rate_mean"] = float(np.mean(per_seed))
+    result["transition_rate_sd"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0
     Path(out).write_text(json.dumps(result, indent=2) + "\n")

@@ -115,7 +115,36 @@ def numbers(measures_path, runs_path, markers_path, canonical_seed: int, out: Pa
     if len(control):
         control_values = markers[markers.run_id == control.run_id.iloc[0]].set_index("marker")
         result["control_test_acc"] = float(control_values.loc["final_test_acc", "value"])
+    result |= _across_seeds(runs[runs.weight_decay > 0], markers, measures)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _across_seeds(runs: pd.DataFrame, markers: pd.DataFrame, measures: pd.DataFrame) -> dict:
+    """Every seed's test-loss fall, key-frequency count and last epoch, as the text lists them."""
+    wide = markers.pivot_table(index="run_id", columns="marker", values="value", dropna=False)
+    last = measures.groupby("run_id").step.max()
+    rows = runs.sort_values("seed")
+
+    def listing(values) -> str:
+        return "; ".join(
+            f"seed {int(seed)}: " + ("never" if pd.isna(v) else f"{v:,.0f}")
+            for seed, v in zip(rows.seed, values, strict=True)
+        )
+
+    return {
+        "test_fall_by_seed": listing(wide.reindex(rows.run_id)["test_fall"]),
+        "n_key_freqs_by_seed": listing(wide.reindex(rows.run_id)["n_key_freqs"]),
+        "last_epoch_by_seed": listing(last.reindex(rows.run_id)),
+        "stop_rule": _stop_rule(rows.iloc[0]),
+    }
+
+
+def _stop_rule(run: pd.Series) -> str:
+    patience = run.get("early_stop_patience")
+    if patience is None or pd.isna(patience):
+        return "without early stopping"
+    acc = 100 * float(run.get("early_stop_acc", 0.99))
+    return f"stopping {int(patience):,} epochs after test accuracy first holds at {acc:g}%"
 
 
 _NUMBER_MARKERS = (

@@ -1,6 +1,6 @@
 """length_shortcut: a reward model learns "longer is better" from biased pairs, watched from inside.
 
-Issue 6, item 4 (DESIGN.md, "Shortcut learning"; REFERENCES.md, Singhal et al. 2023). The
+After Singhal et al. 2023 (paper/references.bib: singhal2023long). The
 environment, the reward model and its training loop are the reward experiment's
 (`alignlab.reward.env`, `.model`, `.train.train_rm`); the pairs are labelled by gold and then,
 with probability `length_bias`, relabelled "the longer completion wins"
@@ -43,7 +43,8 @@ SIGNALS = [
     ("wg_corr", "wg_corr_reward_length", "", "behaviour"),
     ("acc_gap", "acc_gap", "", "behaviour"),
 ]
-# the comparison that answers DESIGN.md's question (markers.yaml: internal-before-behaviour)
+# the comparison that answers the open question: does an internal signal show the shortcut
+# before behaviour does? (reported in numbers.json, not scored as a marker)
 INTERNAL, BEHAVIOUR = "head_align", "wg_corr"
 # other levels of the onset for those two signals, to show how the ordering depends on the level
 SENSITIVITY = {"early": 0.25, "late": 0.75}

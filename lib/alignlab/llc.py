@@ -537,14 +537,15 @@ def markers(measures_path, runs_path, grokking_markers_path, out: Path) -> None:
 
 
 def numbers(markers_path, runs_path, out: Path) -> None:
-    """{name: value} for the paper, from the first MLP run and the first transformer run."""
+    """{name: value} for the paper, from the first trained MLP run and the first transformer run,
+    and how many MLP seeds generalized (the frozen null, lr 0, is not a seed)."""
     runs = pd.read_parquet(runs_path).sort_values("run_id")
     values = pd.read_parquet(markers_path).pivot_table(
         index="run_id", columns="marker", values="value", dropna=False
     )
     result: dict[str, float | int | str] = {}
     for model, prefix in (("mlp", "mlp"), ("transformer", "tf")):
-        chosen = runs[runs.model == model]
+        chosen = runs[(runs.model == model) & (runs.lr > 0)]
         if chosen.empty:
             continue
         first = chosen.iloc[0]
@@ -571,6 +572,9 @@ def numbers(markers_path, runs_path, out: Path) -> None:
             for name in PHASE_BOUNDARIES:
                 result[f"tf_{name}"] = float(v[name])
                 result[f"tf_llc_at_{name}"] = float(v[f"llc_at_{name}"])
+    mlp = runs[(runs.model == "mlp") & (runs.lr > 0)].run_id
+    result["mlp_n_seeds"] = len(mlp)
+    result["mlp_n_generalized"] = int(values.reindex(mlp)["test_fall"].notna().sum())
     clean = {
         k: (None if isinstance(x, float) and not math.isfinite(x) else x) for k, x in result.items()
     }

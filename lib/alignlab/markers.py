@@ -1,12 +1,27 @@
-"""Published vs reproduced: evaluate each experiment's markers.yaml against its per-run values.
+"""Published vs reproduced: evaluate each experiment's markers.yaml on its runs and on its null.
 
-A marker spec (one entry of experiments/<name>/markers.yaml, schema in markers.schema.yaml) names
-a published claim, its kind and how to read the reproduced value from the experiment's
-`markers.parquet` (columns run_id, marker, value) joined with `runs.parquet`:
-- ordering: `events: [first, second]` must satisfy first < second in every selected run;
-- range: the `aggregate` of `value` over the selected runs lies in [low, high];
-- number: the aggregate lies within `published` +/- `tolerance`.
-A marker whose scales exclude the current one reads "not run at this scale", never "fails".
+A marker (one entry of experiments/<name>/markers.yaml, schema in markers.schema.yaml) is a
+published claim with a rule that decides it. Values come from the experiment's
+`markers.parquet` (run_id, marker, value) joined with `runs.parquet` (run_id, seed, config ...).
+
+The rule is applied to *replicates*: each selected run (`per: run`), each seed (`per: seed`, the
+`aggregate` of its runs' values) or one value pooled over all selected runs (`per: pooled`).
+A replicate holds when its value is finite and
+- range:    low <= value <= high;
+- number:   |value - published| <= tolerance;
+- ordering: second - first > gap (gap in the events' own units, or `gap` x a per-run column
+            named by `gap_unit`, e.g. two evaluation intervals).
+The marker holds when all replicates do (or the share in `require`), over at least MIN_SEEDS
+distinct seeds outside the smoke scale. A NaN or missing value is a replicate that does not
+hold: it is shown, never dropped, and aggregates propagate it.
+
+Every finding names a `null`: runs on which the claim is false (the wd = 0 control, random init,
+a same-size split ...), or a constructed value on the same runs (`null.value`, e.g. the steps
+against shifted training fractions). The same rule is evaluated there; if it holds on the null,
+the marker cannot tell the claim from its absence and reads "cannot fail", which counts as no
+finding.
+Markers marked `control: true` are sanity checks that are true by construction: they go to the
+controls table and are never counted as reproduced findings.
 """
 
 from __future__ import annotations
@@ -14,6 +29,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from alignlab.config import load_yaml, validate
@@ -22,62 +38,145 @@ SCHEMA = Path(__file__).with_name("markers.schema.yaml")
 COLUMNS = [
     "experiment",
     "id",
-    "paper",
+    "control",
     "claim",
-    "kind",
     "published",
+    "source",
+    "where",
+    "rule",
+    "margin",
     "reproduced",
+    "replicates",
     "seeds",
+    "null",
+    "null_reproduced",
     "status",
 ]
-AGGREGATES = {"min": min, "max": max, "mean": lambda xs: sum(xs) / len(xs)}
+STATUSES = ("holds", "fails", "cannot fail", "too few seeds", "not run at this scale")
+# A finding rests on at least this many distinct seeds at the laptop and paper scales (the smoke
+# scale only checks the pipeline); fewer reads "too few seeds" and counts as no finding.
+MIN_SEEDS = 3
+# NaN-propagating aggregates: a replicate with a NaN run is NaN (never silently dropped).
+AGGREGATES = {"min": np.min, "max": np.max, "mean": np.mean, "median": np.median}
 
 
 def load_specs(path: Path) -> list[dict]:
     specs = load_yaml(path) or []
+    for spec in specs:  # YAML reads the key `null:` as None; the schema names it "null"
+        if isinstance(spec, dict) and None in spec:
+            spec["null"] = spec.pop(None)
     validate(specs, load_yaml(SCHEMA), source=str(path))
     return specs
 
 
-def _per_run(values: pd.DataFrame, runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
-    """Selected runs as rows, marker names as columns (plus the run's seed)."""
-    selected = runs.query(spec["runs"])
-    wide = values.pivot_table(index="run_id", columns="marker", values="value", dropna=False)
-    return wide.loc[wide.index.intersection(selected.run_id)].join(
-        selected.set_index("run_id")[["seed"]]
-    )
-
-
-def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return "n/a"
-    return f"{x:.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.3g}"
-
-
-def _evaluate(spec: dict, table: pd.DataFrame) -> tuple[str, str]:
-    """(reproduced value as text, holds | fails) for the selected runs of one marker."""
+def _columns(spec: dict) -> list[str]:
     if spec["kind"] == "ordering":
-        first, second = spec["events"]
-        pairs = list(zip(table[first], table[second], strict=True))
-        ok = [math.isfinite(a) and math.isfinite(b) and a < b for a, b in pairs]
-        holds = all(ok)
-        if len(pairs) <= 3:
-            text = "; ".join(f"{_fmt(a)} < {_fmt(b)}" for a, b in pairs)
-        else:  # many runs: a count and the medians, to keep the table readable
-            medians = table[[first, second]].median()
-            text = (
-                f"{sum(ok)}/{len(ok)} runs; median {_fmt(medians[first])} < {_fmt(medians[second])}"
-            )
-        return text, "holds" if holds else "fails"
-    values = [float(v) for v in table[spec["value"]]]
-    value = AGGREGATES[spec["aggregate"]](values)
+        return list(spec["events"]) + ([spec["gap_unit"]] if "gap_unit" in spec else [])
+    return [spec["value"]]
+
+
+def _selected(values: pd.DataFrame, runs: pd.DataFrame, query: str, columns) -> pd.DataFrame:
+    """Selected runs as rows with their seed and the marker columns (NaN where missing)."""
+    selected = runs.query(query)
+    wide = values.pivot_table(index="run_id", columns="marker", values="value", dropna=False)
+    if wide.empty:  # no values at all: every selected run reads NaN
+        wide = pd.DataFrame(index=pd.Index([], name="run_id"))
+    wide = wide.reindex(index=selected.run_id, columns=columns)  # missing -> NaN, never dropped
+    return wide.join(selected.set_index("run_id")[["seed"]])
+
+
+def replicates(spec: dict, table: pd.DataFrame) -> pd.DataFrame:
+    """One row per replicate: its label, seeds, and the marker columns (aggregated if grouped)."""
+    columns = _columns(spec)
+    per = spec.get("per", "run")
+    if per == "run":
+        out = table[columns].copy()
+        out["label"] = [f"seed {int(s)}" for s in table.seed]
+        out["seeds"] = [[int(s)] for s in table.seed]
+        return out.reset_index(drop=True)
+    agg = AGGREGATES[spec["aggregate"]]
+    groups = table.groupby("seed", sort=True) if per == "seed" else [("pooled", table)]
+    rows = []
+    for key, group in groups:
+        row = {c: float(agg(group[c].to_numpy(dtype=float))) for c in columns}
+        label = f"seed {int(key)}" if per == "seed" else f"{spec['aggregate']} of {len(group)} runs"
+        rows.append(row | {"label": label, "seeds": sorted({int(s) for s in group.seed})})
+    return pd.DataFrame(rows)
+
+
+def _holds(spec: dict, row) -> tuple[bool, float]:
+    """(holds, the value shown) for one replicate. Non-finite never holds."""
+    if spec["kind"] == "ordering":
+        first, second = (row[e] for e in spec["events"])
+        gap = spec.get("gap", 0.0) * (row[spec["gap_unit"]] if "gap_unit" in spec else 1.0)
+        lead = second - first
+        return bool(np.isfinite(lead) and np.isfinite(gap) and lead > gap), lead
+    value = row[spec["value"]]
     if spec["kind"] == "range":
         low, high = float(spec["low"]), float(spec["high"])
     else:
         low = float(spec["published"]) - spec["tolerance"]
         high = float(spec["published"]) + spec["tolerance"]
-    holds = math.isfinite(value) and low <= value <= high
-    return f"{spec['aggregate']} {_fmt(value)}", "holds" if holds else "fails"
+    return bool(np.isfinite(value) and low <= value <= high), value
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return "n/a" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.3g}"
+
+
+def _required(spec: dict, n: int) -> int:
+    require = spec.get("require", "all")
+    return n if require == "all" else math.ceil(float(require) * n - 1e-9)
+
+
+def judge(spec: dict, table: pd.DataFrame) -> dict:
+    """Apply the rule to the replicates of `table`: text, k/N, seeds and holds (bool)."""
+    if table.empty:
+        return {"text": "no runs", "k": 0, "n": 0, "seeds": [], "holds": False}
+    reps = replicates(spec, table)
+    verdicts = [_holds(spec, row) for _, row in reps.iterrows()]
+    k, n = sum(ok for ok, _ in verdicts), len(verdicts)
+    if n <= 4:
+        text = "; ".join(
+            f"{label}: {_fmt(v)}{'' if ok else ' (x)'}"
+            for label, (ok, v) in zip(reps.label, verdicts, strict=True)
+        )
+    else:  # many replicates: a count, the median and the range keep the table readable
+        shown = np.array([v for _, v in verdicts], dtype=float)
+        finite = shown[np.isfinite(shown)]
+        text = f"median {_fmt(np.median(shown))}" if finite.size == n else f"{n - finite.size} n/a"
+        if finite.size:
+            text += f", range {_fmt(finite.min())} to {_fmt(finite.max())}"
+    seeds = sorted({s for row in reps.seeds for s in row})
+    return {"text": text, "k": k, "n": n, "seeds": seeds, "holds": k >= _required(spec, n)}
+
+
+def rule_text(spec: dict) -> str:
+    """The decision rule in words, as the table prints it."""
+    if spec["kind"] == "ordering":
+        first, second = spec["events"]
+        gap = spec.get("gap", 0.0)
+        unit = f" x {spec['gap_unit']}" if "gap_unit" in spec else ""
+        test = f"{second} - {first} > {_fmt(gap)}{unit}"
+    elif spec["kind"] == "number":
+        test = f"{spec['value']} = {_fmt(float(spec['published']))} +/- {_fmt(spec['tolerance'])}"
+    else:
+        low, high = float(spec["low"]), float(spec["high"])
+        value = spec["value"]
+        if math.isinf(high):
+            test = f"{value} >= {_fmt(low)}"
+        elif math.isinf(low):
+            test = f"{value} <= {_fmt(high)}"
+        else:
+            test = f"{_fmt(low)} <= {value} <= {_fmt(high)}"
+    per = spec.get("per", "run")
+    head = {"run": "each run", "seed": f"each seed ({spec.get('aggregate')} of its runs)"}
+    head = head.get(per, f"{spec.get('aggregate')} over runs")
+    require = spec.get("require", "all")
+    share = "all hold" if require == "all" else f">= {float(require):.0%} hold"
+    return f"{head}: {test}; {share}"
 
 
 def seed_ranges(seeds) -> str:
@@ -92,22 +191,64 @@ def seed_ranges(seeds) -> str:
     return ",".join(parts)
 
 
+def _unit(spec: dict) -> str:
+    return {"run": "runs", "seed": "seeds"}.get(spec.get("per", "run"), "pooled")
+
+
+def evaluate_marker(spec: dict, values: pd.DataFrame, runs: pd.DataFrame, min_seeds=1) -> dict:
+    """Reproduced value, k/N, seeds, the null's verdict and the status of one marker."""
+    columns = _columns(spec)
+    real = judge(spec, _selected(values, runs, spec["runs"], columns))
+    row = {
+        "reproduced": real["text"],
+        "replicates": f"{real['k']}/{real['n']} {_unit(spec)}",
+        "seeds": seed_ranges(real["seeds"]),
+    }
+    if spec.get("control"):
+        return row | {"null": "", "null_reproduced": "", "status": _status(real["holds"])}
+    null_spec = spec | ({"value": spec["null"]["value"]} if "value" in spec["null"] else {})
+    null_rows = _selected(values, runs, spec["null"]["runs"], _columns(null_spec))
+    null = judge(null_spec, null_rows)
+    if null["n"] == 0:
+        verdict, status = "no null runs", "cannot fail"
+    elif null["holds"]:
+        verdict, status = f"HOLDS ({null['k']}/{null['n']})", "cannot fail"
+    else:
+        verdict, status = f"fails ({null['k']}/{null['n']})", _status(real["holds"])
+    if status in ("holds", "fails") and len(real["seeds"]) < min_seeds:
+        status = "too few seeds"
+    where = spec["null"]["runs"] + (f" ({null_spec['value']})" if "value" in spec["null"] else "")
+    null_text = f"{verdict} on {where}: {spec['null']['why']}"
+    return row | {"null": null_text, "null_reproduced": null["text"], "status": status}
+
+
+def _status(holds: bool) -> str:
+    return "holds" if holds else "fails"
+
+
 def evaluate(experiment: str, specs: list[dict], values, runs, scale: str) -> pd.DataFrame:
-    """One row per marker: published, reproduced, the seeds it was taken over, and its status."""
+    """One row per marker: the claim, its source, rule, reproduced value, null and status."""
     rows = []
     for spec in specs:
-        row = {"experiment": experiment, "kind": spec["kind"], "published": str(spec["published"])}
-        row |= {key: spec[key] for key in ("id", "paper", "claim")}
+        row = {
+            "experiment": experiment,
+            "id": spec["id"],
+            "control": bool(spec.get("control", False)),
+            "claim": spec["claim"],
+            "published": str(spec["published"]),
+            "source": spec["source"]["paper"],
+            "where": spec["source"].get("where", ""),
+            "rule": rule_text(spec),
+            "margin": spec.get("margin", ""),
+        }
         if scale not in spec["scales"]:
-            rows.append(row | {"reproduced": "", "seeds": "", "status": "not run at this scale"})
+            empty = dict.fromkeys(
+                ("reproduced", "replicates", "seeds", "null", "null_reproduced"), ""
+            )
+            rows.append(row | empty | {"status": "not run at this scale"})
             continue
-        table = _per_run(values, runs, spec)
-        if table.empty:
-            rows.append(row | {"reproduced": "no runs", "seeds": "", "status": "fails"})
-            continue
-        reproduced, status = _evaluate(spec, table)
-        seeds = seed_ranges(table.seed)
-        rows.append(row | {"reproduced": reproduced, "seeds": seeds, "status": status})
+        min_seeds = 1 if scale == "smoke" else MIN_SEEDS
+        rows.append(row | evaluate_marker(spec, values, runs, min_seeds))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -90,6 +90,10 @@ def run_markers(run: pd.DataFrame, p: int) -> dict[str, float]:
         "final_test_acc": _series(run, "test_acc").asof(final_step),
         "n_key_freqs": _series(run, "n_key_freqs").asof(final_step),
         "final_train_acc": _series(run, "train_acc").asof(final_step),
+        # Orderings must lead by more than the resolution of the checkpoints they are read on.
+        "eval_spacing": float(np.median(np.diff(norm.index.to_numpy(dtype=float))))
+        if len(norm) > 1
+        else math.nan,
     }
 
 

@@ -204,8 +204,10 @@ def markers(runs_path: Path, out: Path) -> None:
     - fraction_trend: Spearman correlation, within each (op, seed) of the fraction sweep, between
       training fraction and steps to target with non-generalizing runs counted as +inf (rank
       last); negative means fewer steps at larger fractions. Stored on each run of that group.
+    - fraction_trend_shifted: the same with the fractions shifted by one place (the null).
     - phase_<name>: 1 if the run is in that phase; n_phases: the number of distinct phases in the
-      phase sweep (stored on each of its runs).
+      phase sweep of the run's seed (stored on each of its runs); n_phases_fixed_wd: the same
+      within the run's (seed, decoder weight decay) column (the null).
     - final_test_acc, generalized.
     """
     runs = pd.read_parquet(runs_path)
@@ -219,10 +221,20 @@ def markers(runs_path: Path, out: Path) -> None:
         rows += [(run.run_id, f"phase_{p}", float(run.phase == p)) for p in PHASES]
     fraction = runs[runs.sweep == "fraction"]
     for _, group in fraction.groupby(["op", "seed"]):
-        rho = fraction_trend(group.frac_train.to_numpy(), group.steps_to_target.to_numpy())
-        rows += [(rid, "fraction_trend", rho) for rid in group.run_id]
+        fractions, steps = group.frac_train.to_numpy(), group.steps_to_target.to_numpy()
+        rows += [(rid, "fraction_trend", fraction_trend(fractions, steps)) for rid in group.run_id]
+        # the null: the same steps against the fractions shifted by one place (a fixed
+        # permutation), so that steps no longer follow the fraction
+        shifted = fraction_trend(np.roll(np.sort(fractions), 1), steps[np.argsort(fractions)])
+        rows += [(rid, "fraction_trend_shifted", shifted) for rid in group.run_id]
     phase = runs[runs.sweep == "phase"]
-    rows += [(rid, "n_phases", float(phase.phase.nunique())) for rid in phase.run_id]
+    for _, group in phase.groupby("seed"):
+        rows += [(rid, "n_phases", float(group.phase.nunique())) for rid in group.run_id]
+        # the null: phases counted with the decoder weight decay held fixed (lr varies alone)
+        for _, column in group.groupby("weight_decay"):
+            rows += [
+                (rid, "n_phases_fixed_wd", float(column.phase.nunique())) for rid in column.run_id
+            ]
     table = pd.DataFrame(rows, columns=["run_id", "marker", "value"])
     table["value"] = table.value.astype(float)
     table.to_parquet(out, index=False)

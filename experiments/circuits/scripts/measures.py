@@ -12,4 +12,5 @@ with job(sm):
         sm.output.measures,
         sm.output.spectrum,
         sm.output.runs,
+        sm.params.other_seeds,
     )

@@ -1,4 +1,4 @@
-"""The length shortcut in a reward model, watched from inside (DESIGN.md, "Shortcut learning").
+"""The length shortcut in a reward model, watched from inside (after Singhal et al. 2023).
 
 Evaluation sets (drawn once per run from `Env`, independent of the training pairs):
 - groups: `n_groups` prompts x `group_size` (8) base completions of each;
