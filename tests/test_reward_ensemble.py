@@ -145,7 +145,7 @@ def test_ensemble_summary_markers_and_table(tmp_path):
     """Two ensembles of two members on a pool where one member always loves an exploit: the
     single member's gold falls at large n, the worst case's does not."""
     rng = np.random.default_rng(0)
-    n_prompts, size = 3, 64
+    n_prompts, size = 4, 64
     pid = np.repeat(np.arange(n_prompts), size)
     gold = rng.standard_normal(n_prompts * size)
     exploit = np.zeros_like(gold, dtype=bool)
@@ -170,20 +170,45 @@ def test_ensemble_summary_markers_and_table(tmp_path):
     ensemble(pool, paths, ids, ensembles, spec, analysis, curves, fits)
     fits = pd.read_parquet(fits).set_index("rule")
     assert list(fits.index) == list(bon.ENSEMBLE_RULES)
-    assert fits.loc["single", "drop"] > 1.0
-    assert fits.loc["worst_case", "drop"] < 0.1 * fits.loc["single", "drop"]
+    assert fits.loc["single", "cf_drop"] > 1.0 and fits.loc["single", "cf_z"] > 2
+    assert fits.loc["worst_case", "cf_drop"] < 0.1 * fits.loc["single", "cf_drop"]
     assert (fits.n_ensembles == 2).all() and (fits.n_members == 2).all()
     table = pd.read_parquet(curves)
     assert set(table.rule) == set(bon.ENSEMBLE_RULES)
     assert np.isfinite(table.gold_se).all()
-    values = ensemble_marker_values(fits.reset_index(), ids).pivot(
+    values = ensemble_marker_values(fits.reset_index(), ids, ["null-0"]).pivot(
         index="run_id", columns="marker", values="value"
     )
-    assert sorted(values.index) == sorted(ids)
+    assert sorted(values.index) == sorted([*ids, "null-0"])
     frac = (
-        max(fits.loc["worst_case", "drop"], fits.loc["mean_minus_var", "drop"])
-        / fits.loc["single", "drop"]
+        max(fits.loc["worst_case", "cf_drop"], fits.loc["mean_minus_var", "cf_drop"])
+        / fits.loc["single", "cf_drop"]
     )
-    assert values["ens_conservative_drop_frac"].iloc[0] == pytest.approx(frac)
+    assert values.loc[ids, "ens_conservative_drop_frac"].tolist() == pytest.approx([frac] * 4)
+    # the null: the single member's drop on one half of the prompts over the other half's
+    null = fits.loc["single", "half_a_cf_drop"] / fits.loc["single", "half_b_cf_drop"]
+    assert values.loc["null-0", "ens_conservative_drop_frac"] == pytest.approx(null, nan_ok=True)
     tex = ensemble_table(fits.reset_index())
     assert tex.count("\\\\") == 1 + len(bon.ENSEMBLE_RULES) and "worst case" in tex
+
+
+def test_conservative_fraction_needs_a_single_member_that_falls():
+    """No significant fall of the single member: nothing to remove, the fraction is NaN."""
+    rules = list(bon.ENSEMBLE_RULES)
+    fits = pd.DataFrame(
+        {
+            "rule": rules,
+            "cf_drop": [0.04, -0.04, -0.06, -0.02],
+            "cf_z": [0.3, -0.4, -0.3, -0.2],
+            "cf_peak": [4.9, 6.9, 6.3, 6.7],
+            "half_a_cf_drop": [0.1, 0.0, 0.0, 0.0],
+            "half_b_cf_drop": [0.2, 0.0, 0.0, 0.0],
+        }
+    )
+    values = ensemble_marker_values(fits, ["m0"], ["null-0"], z_threshold=2.0)
+    frac = values[values.marker == "ens_conservative_drop_frac"].set_index("run_id").value
+    assert np.isnan(frac["m0"]) and np.isnan(frac["null-0"])
+    fits.loc[0, "cf_z"] = 2.5  # the same drops, now significant: -0.02 / 0.04 and 0.1 / 0.2
+    values = ensemble_marker_values(fits, ["m0"], ["null-0"], z_threshold=2.0)
+    frac = values[values.marker == "ens_conservative_drop_frac"].set_index("run_id").value
+    assert frac["m0"] == pytest.approx(-0.5) and frac["null-0"] == pytest.approx(0.5)

@@ -57,7 +57,46 @@ def test_gold_terms_by_hand():
 
 def test_penalty_is_rare_in_base_samples():
     pool = make_pool(Env(CFG), 8, 2000, seed=0)
-    assert 0.03 < pool["repeated"].mean() < 0.10  # DESIGN.md: about 6%
+    assert 0.03 < pool["repeated"].mean() < 0.10  # about 6% with 64 tokens, 1-20 long
+
+
+def test_star_counts_for_its_first_uses_then_costs():
+    """star_limit 1, cost 16: one star adds its value, each further use costs 16 instead (the
+    tokens' term of 0, 1, 2, 3 stars, by hand); star_limit 0 keeps the old gold exactly."""
+    cfg = EnvConfig(n_tokens=32, len_max=12, n_star=1, star_value=8.0, star_limit=1,
+                    star_excess_cost=16.0, repeat_penalty=0.0)  # fmt: skip
+    env = Env(cfg)
+    cls = 1 % cfg.n_classes
+    star = int(env.stars[cls, 0])
+    other = (star + 1) % cfg.n_tokens
+    v = env.values[cls]
+    assert v[star] > 5 and star == int(np.argmax(v))  # the star: worth ~ +8 more than the rest
+    comp = np.full((4, cfg.len_max), other, dtype=np.int64)
+    for k in range(4):
+        comp[k, [1, 3, 5][:k]] = star  # 0, 1, 2, 3 stars, apart, among 6 tokens
+    prompt = np.array([[cfg.n_tokens + 1, cfg.n_tokens + 2, cfg.pad, cfg.pad]] * 4)
+    parts = env.gold_parts(Batch(prompt, np.full(4, 2), comp, np.full(4, 6)))
+    expected = [6 * v[other] + k * (v[star] - v[other]) for k in (0, 1)] + [
+        (6 - k) * v[other] + v[star] - 16.0 * (k - 1) for k in (2, 3)
+    ]
+    np.testing.assert_allclose(parts["tokens"], expected, rtol=1e-12)
+    assert parts["star_excess"].tolist() == [0, 0, 1, 2]
+    uncapped = Env(EnvConfig(n_tokens=32, len_max=12, n_star=1, star_value=8.0))
+    pool = make_pool(uncapped, 2, 300, seed=0)
+    assert (pool["star_excess"] == 0).all()
+    old = Env(EnvConfig(n_tokens=32, len_max=12, n_star=1, star_value=8.0, star_limit=0,
+                        star_excess_cost=16.0))  # fmt: skip
+    np.testing.assert_array_equal(make_pool(old, 2, 300, seed=0)["gold"], pool["gold"])
+
+
+def test_laptop_star_excess_is_rare_but_reachable():
+    """The mechanism's numbers: a star used beyond its limit in a few % of base samples, so a
+    pool of 10,000 per prompt holds hundreds and best-of-128 meets one with probability > 90%."""
+    block = load_experiment("experiments/reward", "laptop")
+    env = Env(EnvConfig.from_dict(block["env"]))
+    rate = (make_pool(env, 8, 4000, seed=100)["star_excess"] > 0).mean()  # a development pool
+    assert 0.015 < rate < 0.04
+    assert 1 - (1 - rate) ** 128 > 0.9
 
 
 def test_pairs_labels():

@@ -239,6 +239,7 @@ rule reward_figures:
 
 rule reward_numbers:
     input:
+        pool=f"data/reward/pool-{RW_POOL_ID}.safetensors",
         fits=f"{RW_OUT}/fits.parquet",
         runs=f"{RW_OUT}/runs.parquet",
         ensemble=f"{RW_OUT}/ensemble_fits.parquet",

@@ -12,4 +12,5 @@ with job(sm):
         sm.output.table,
         ensemble_fits=sm.input.ensemble,
         out_ensemble_table=sm.output.ensemble_table,
+        pool_path=sm.input.pool,
     )

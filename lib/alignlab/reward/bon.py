@@ -119,10 +119,12 @@ def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, se
     standard error over seeds (per-seed drops at the common peak n), and alpha, beta, d* with
     bootstrap 95% intervals that resample prompts (the pool) and seeds.
 
-    Every seed is scored on the same pool, so the SE over seeds misses the pool's own noise (which
-    prompts happen to be exploitable). `drop_boot_se` is the bootstrap SE of the drop at the same
-    peak n with prompts and seeds resampled; `drop_z_min` = min(drop / SE over seeds, drop /
-    bootstrap SE) is the conservative evidence of a fall.
+    `drop` is measured at the argmax of the same noisy curve, so it is biased upwards (on a flat
+    curve plus noise it is > 0); it is descriptive only. The evidence of a fall is the
+    cross-fitted drop (`crossfit_summary`: peak chosen on other seeds and other prompts, bootstrap
+    over the whole procedure): `cf_drop`, `cf_se`, `cf_z`, and per seed `cf_*_seed` (in the order
+    of `seeds`). `half_a_*` / `half_b_*` are the same cross-fitted per-seed values on two fixed
+    disjoint halves of the prompts (no bootstrap): the same-size nulls of the orderings.
     """
     ns = np.asarray(ns)
     d = d_of_n(ns)
@@ -146,46 +148,157 @@ def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, se
         g = gold[s_idx][:, p_idx].mean((0, 1))
         a, b = fit_alpha_beta(d, g)
         pk = int(np.argmax(g))
-        boot.append((a, b, g[pk] - g[-1], g[peak] - g[-1]))
-    boot = np.array(boot) if boot else np.full((1, 4), np.nan)
+        boot.append((a, b, g[pk] - g[-1]))
+    boot = np.array(boot) if boot else np.full((1, 3), np.nan)
     lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
-    boot_se = float(boot[:, 3].std(ddof=1)) if len(boot) > 1 else float("nan")
     drop = float(gold_mean[peak] - gold_mean[-1])
-    drop_z = drop / se if se and se > 0 else (0.0 if drop == 0 else float("inf"))
-    drop_z_boot = (
-        drop / boot_se if boot_se and boot_se > 0 else (0.0 if drop == 0 else float("inf"))
+    cf = crossfit_summary(gold, n_boot, seed)
+    halves = {}
+    for name, idx in zip("ab", prompt_halves(n_prompts, seed), strict=True):
+        if len(idx) < 2:  # too few prompts to cross-fit within a half: the null is NaN
+            nan = np.full(n_seeds, np.nan)
+            h = {
+                "cf_drop": np.nan,
+                "cf_drop_seed": nan,
+                "cf_peak_seed": nan,
+                "cf_rel_drop_seed": nan,
+            }
+        else:
+            h = crossfit_summary(gold[:, idx], 0, seed)
+        halves |= {f"half_{name}_{k}": v for k, v in h.items() if k.endswith("_seed")}
+        halves[f"half_{name}_cf_drop"] = h["cf_drop"]
+    return (
+        cf
+        | halves
+        | {
+            "seeds": np.array(seeds),
+            "d": d,
+            "gold_mean": gold_mean,
+            "proxy_mean": proxy_mean,
+            "gold_se": gold_seed.std(0, ddof=1) / math.sqrt(len(seeds))
+            if len(seeds) > 1
+            else np.full(len(ns), np.nan),
+            "n_seeds": len(seeds),
+            "peak_n": int(ns[peak]),
+            "peak_d": float(d[peak]),
+            "peak_gold": float(gold_mean[peak]),
+            "final_gold": float(gold_mean[-1]),
+            "drop": drop,
+            "drop_se": se,
+            "rel_drop": drop / gold_mean[peak] if gold_mean[peak] > 0 else float("nan"),
+            "drop_lo": float(lo[2]),
+            "drop_hi": float(hi[2]),
+            "proxy_rise_after_peak": float(proxy_mean[-1] - proxy_mean[peak]),
+            "alpha": alpha,
+            "beta": beta,
+            "alpha_lo": float(lo[0]),
+            "alpha_hi": float(hi[0]),
+            "beta_lo": float(lo[1]),
+            "beta_hi": float(hi[1]),
+            "d_star": alpha / (2 * beta) if beta > 0 else float("inf"),
+            "r2": r_squared(d, gold_mean, alpha, beta),
+        }
     )
+
+
+# ----- the cross-fitted drop from the peak ------------------------------------------------------
+def _split_means(gold, in_a):
+    """Per-seed prompt-mean curves of the two halves: ([S, N] on half a, [S, N] on the rest)."""
+    return gold[:, in_a].mean(1), gold[:, ~in_a].mean(1)
+
+
+def _choose(curves):
+    """[S, N] per-seed curves -> the peak index chosen for each held-out seed: the argmax of the
+    mean over the *other* seeds (leave one seed out), or of the seed's own curve if S == 1."""
+    n_seeds = len(curves)
+    if n_seeds == 1:
+        return np.argmax(curves, axis=1)
+    others = (curves.sum(0, keepdims=True) - curves) / (n_seeds - 1)
+    return np.argmax(others, axis=1)
+
+
+def crossfit(gold, n_splits: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Gold's drop from its peak, with the peak chosen on data the drop is not measured on.
+
+    gold: [S, P, N] best-of-n gold per seed, prompt and n (n ascending, n_max last). For each of
+    `n_splits` random halvings of the prompts and each held-out seed s: the peak n is the argmax of
+    the mean curve of the *other* seeds on one half of the prompts (of seed s itself when there is
+    one seed, as for the oracle, whose curve has no seed noise), and the drop is seed s's gold at
+    that n minus its gold at n_max on the *other* half; both ways round, averaged. Selection and
+    measurement share neither prompts nor seeds, so choosing the peak is not in the drop: on a
+    curve that is flat or rising in expectation the cross-fitted drop is <= 0 in expectation,
+    whereas the drop at the argmax of the same curve is > 0 on noise alone.
+
+    Returns per-seed arrays [S]: `drop` (gold at the chosen n minus gold at n_max), `peak` (gold
+    at the chosen n), `final` (gold at n_max); all averaged over splits and directions.
+    """
+    gold = np.asarray(gold, dtype=float)
+    n_seeds, n_prompts, _ = gold.shape
+    if n_prompts < 2:
+        raise ValueError("cross-fitting needs at least 2 prompts")
+    seeds = np.arange(n_seeds)
+    peak = np.zeros(n_seeds)
+    final = np.zeros(n_seeds)
+    for _ in range(n_splits):
+        in_a = np.zeros(n_prompts, dtype=bool)
+        in_a[rng.permutation(n_prompts)[: n_prompts // 2]] = True
+        a, b = _split_means(gold, in_a)
+        peak += 0.5 * (b[seeds, _choose(a)] + a[seeds, _choose(b)])
+        final += 0.5 * (a[:, -1] + b[:, -1])
+    peak, final = peak / n_splits, final / n_splits
+    return {"drop": peak - final, "peak": peak, "final": final}
+
+
+def _z(value: float, se: float) -> float:
+    """value / se; 0 when both are 0 (no drop, no noise), +-inf for a drop with no noise."""
+    if not np.isfinite(value) or not np.isfinite(se):
+        return float("nan")
+    if se > 0:
+        return value / se
+    return 0.0 if value == 0 else math.copysign(math.inf, value)
+
+
+def crossfit_summary(gold, n_boot: int, seed: int, n_splits: int = 8) -> dict:
+    """The cross-fitted drop of one cell and its bootstrap SE over the whole procedure.
+
+    Each bootstrap replicate resamples seeds (with replacement) and prompts (with replacement),
+    then runs `crossfit` again, random halvings and leave-one-seed-out argmax included, so the SE
+    contains the choice of the peak. Copies of one seed or prompt in a replicate count as distinct
+    draws (the bootstrap world is the empirical distribution). Returns scalars `cf_drop` (mean
+    over seeds), `cf_peak`, `cf_final`, `cf_rel_drop` (drop / peak gain, base = 0), `cf_se`,
+    `cf_z` and per-seed arrays `cf_drop_seed`, `cf_peak_seed`, `cf_rel_drop_seed`.
+    """
+    gold = np.asarray(gold, dtype=float)
+    rng = np.random.default_rng([seed, 5_150])
+    point = crossfit(gold, n_splits, rng)
+    n_seeds, n_prompts, _ = gold.shape
+    boot = []
+    for _ in range(n_boot):
+        s_idx = rng.integers(0, n_seeds, n_seeds)
+        p_idx = rng.integers(0, n_prompts, n_prompts)
+        boot.append(crossfit(gold[s_idx][:, p_idx], n_splits, rng)["drop"].mean())
+    se = float(np.std(boot, ddof=1)) if n_boot > 1 else float("nan")
+    drop = float(point["drop"].mean())
+    peak = float(point["peak"].mean())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_seed = np.where(point["peak"] > 0, point["drop"] / point["peak"], np.nan)
     return {
-        "d": d,
-        "gold_mean": gold_mean,
-        "proxy_mean": proxy_mean,
-        "gold_se": gold_seed.std(0, ddof=1) / math.sqrt(len(seeds))
-        if len(seeds) > 1
-        else np.full(len(ns), np.nan),
-        "n_seeds": len(seeds),
-        "peak_n": int(ns[peak]),
-        "peak_d": float(d[peak]),
-        "peak_gold": float(gold_mean[peak]),
-        "final_gold": float(gold_mean[-1]),
-        "drop": drop,
-        "drop_se": se,
-        "drop_z": drop_z,
-        "drop_boot_se": boot_se,
-        "drop_z_boot": drop_z_boot,
-        "drop_z_min": float(np.nanmin([drop_z, drop_z_boot])),
-        "rel_drop": drop / gold_mean[peak] if gold_mean[peak] > 0 else float("nan"),
-        "drop_lo": float(lo[2]),
-        "drop_hi": float(hi[2]),
-        "proxy_rise_after_peak": float(proxy_mean[-1] - proxy_mean[peak]),
-        "alpha": alpha,
-        "beta": beta,
-        "alpha_lo": float(lo[0]),
-        "alpha_hi": float(hi[0]),
-        "beta_lo": float(lo[1]),
-        "beta_hi": float(hi[1]),
-        "d_star": alpha / (2 * beta) if beta > 0 else float("inf"),
-        "r2": r_squared(d, gold_mean, alpha, beta),
+        "cf_drop": drop,
+        "cf_peak": peak,
+        "cf_final": float(point["final"].mean()),
+        "cf_rel_drop": drop / peak if peak > 0 else float("nan"),
+        "cf_se": se,
+        "cf_z": _z(drop, se),
+        "cf_drop_seed": point["drop"],
+        "cf_peak_seed": point["peak"],
+        "cf_rel_drop_seed": rel_seed,
     }
+
+
+def prompt_halves(n_prompts: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint halves of the prompts (a fixed random split), for the same-size nulls."""
+    order = np.random.default_rng([seed, 6_007]).permutation(n_prompts)
+    return np.sort(order[: n_prompts // 2]), np.sort(order[n_prompts // 2 :])
 
 
 # ----- conservative ensembles (Coste et al. 2023) -----------------------------------------------

@@ -10,9 +10,12 @@ The gold reward (known exactly) is
   + bigram_bonus * #(occurrences of a few bigrams)    strong interactions
   - length_coef * (len - length_opt)^2                a length term that is not monotone
   - repeat_penalty * [some token occurs > repeat_limit times]
-The repetition penalty is severe but rare under the base sampler (about 6% of samples with the
-default 64 completion tokens): a proxy that has not learned it is exploitable by best-of-n, which
-is what makes gold rise and then fall (DESIGN.md, "Reward models").
+Each class has `n_star` "star" tokens worth `star_value` more than the rest. With `star_limit`
+k > 0 a star's value counts for its first k uses in a completion only: every further use of that
+star is worth -star_excess_cost instead (Goodhart's extremal case: the feature that predicts gold
+on typical samples turns bad beyond a point that typical samples rarely reach). star_limit 0 keeps
+every use at its value. Either the repetition penalty or the star limit, if rare under the base
+sampler, is exploitable by best-of-n against a proxy that has not learned it.
 
 Everything is numpy, deterministic given the seeds: the environment's tables come from
 `EnvConfig.seed`, samples from the generator passed in.
@@ -47,6 +50,8 @@ class EnvConfig:
     length_coef: float = 0.05
     repeat_limit: int = 2
     repeat_penalty: float = 10.0
+    star_limit: int = 0
+    star_excess_cost: float = 0.0
     seed: int = 0
 
     @classmethod
@@ -107,9 +112,11 @@ class Env:
         self.values = rng.standard_normal((k, c)) * cfg.token_scale
         # a few "star" tokens per class are worth much more: the best completions are the ones
         # that use them often, which the repetition penalty caps at repeat_limit each
+        self.stars = np.empty((k, cfg.n_star), dtype=np.int64)
         for cls in range(k):
             stars = rng.choice(c, size=cfg.n_star, replace=False)
             self.values[cls, stars] += cfg.star_value
+            self.stars[cls] = stars
         trans = rng.dirichlet(np.full(c, cfg.chain_alpha), size=c)
         np.fill_diagonal(trans, 0.0)
         trans = trans / trans.sum(1, keepdims=True) * (1 - cfg.self_transition)
@@ -159,7 +166,15 @@ class Env:
         n = len(batch)
         mask = np.arange(cfg.len_max)[None] < batch.completion_len[:, None]
         cls = self.prompt_class(batch.prompt, batch.prompt_len)
-        tok_values = np.where(mask, self.values[cls[:, None], batch.completion], 0.0).sum(1)
+        per_use = self.values[cls[:, None], batch.completion]
+        excess = np.zeros(n)
+        if cfg.star_limit > 0:
+            for j in range(cfg.n_star):
+                is_star = (batch.completion == self.stars[cls, j][:, None]) & mask
+                beyond = is_star & (np.cumsum(is_star, 1) > cfg.star_limit)
+                per_use = np.where(beyond, -cfg.star_excess_cost, per_use)
+                excess += beyond.sum(1)
+        tok_values = np.where(mask, per_use, 0.0).sum(1)
         pair_mask = mask[:, 1:]
         bigram = np.zeros(n)
         for a, b in self.bigrams:
@@ -177,6 +192,7 @@ class Env:
             "length": length,
             "repeat": -cfg.repeat_penalty * repeated,
             "repeated": repeated.astype(float),
+            "star_excess": excess,  # uses of a star beyond star_limit (0 when uncapped)
         }
 
     def gold(self, batch: Batch) -> np.ndarray:
@@ -280,4 +296,5 @@ def make_pool(env: Env, n_prompts: int, pool_size: int, seed: int) -> dict[str, 
         "gold": env.gold(batch),
         "length": batch.completion_len,
         "repeated": parts["repeated"],
+        "star_excess": parts["star_excess"],
     }

@@ -109,6 +109,7 @@ def collect(run_ids, runs, cells, bon_tables, log_tables, out_bon, out_logs, out
         rows.append(
             {
                 "run_id": rid,
+                "role": "run",
                 **flat,
                 "n_params": int(n_params.get(rid, 0)),
                 "heldout_accuracy": float(acc.get(rid, float("nan"))),
@@ -117,7 +118,29 @@ def collect(run_ids, runs, cells, bon_tables, log_tables, out_bon, out_logs, out
                 "in_ensemble": "ensemble" in member[rid],
             }
         )
+    for null in null_rows(runs, cells):
+        rows.append(
+            null | {"n_params": 0, "heldout_accuracy": float("nan"), "oracle": False}
+            | dict.fromkeys(("in_rm_sweep", "in_data_sweep", "in_ensemble"), False)
+        )  # fmt: skip
     pd.DataFrame(rows).to_parquet(out_runs, index=False)
+
+
+NULL_ROLES = {"rm_size": "null_rm", "data_size": "null_data", "ensemble": "null_ensemble"}
+
+
+def null_rows(runs: dict, cells: dict) -> list[dict]:
+    """Rows of runs.parquet that are not trained runs but the same-size nulls of the markers: one
+    per seed of each sweep (and per ensemble), role null_rm / null_data / null_ensemble. Their
+    marker values (marker_values) compare two disjoint halves of the prompts of ONE cell under the
+    same names as the real comparison, so the same rule can be applied where it must fail."""
+    out = []
+    for sweep, role in NULL_ROLES.items():
+        keys = [k for k in cells if k.split(":")[0] == sweep]
+        seeds = sorted({int(runs[r]["data_seed" if sweep == "ensemble" else "seed"])
+                        for k in keys for r in cells[k]})  # fmt: skip
+        out += [{"run_id": f"{role}-seed{s}", "role": role, "seed": s} for s in seeds]
+    return out
 
 
 def cell_key(sweep: str, value) -> str:
@@ -143,7 +166,7 @@ def summarize(
     bon = pd.read_parquet(bon_path)
     runs = pd.read_parquet(runs_path).set_index("run_id")
     ns = np.sort(bon.n.unique())
-    fits, curves = [], []
+    fits, curves, summaries = [], [], {}
     for key, rids in cells.items():
         sweep, value = key.split(":")
         per_seed = {}
@@ -157,6 +180,7 @@ def summarize(
                 for m in ("gold", "proxy")
             }
         s = summarize_cell(per_seed, ns, n_boot, boot_seed)
+        summaries[key] = s
         n_params = int(runs.loc[rids[0], "n_params"])
         base = {
             "sweep": sweep,
@@ -167,23 +191,32 @@ def summarize(
             "heldout_accuracy": float(runs.loc[rids, "heldout_accuracy"].mean()),
         }
         scalars = {k: v for k, v in s.items() if np.ndim(v) == 0}
-        fits.append(base | scalars | {"overoptimized": bool(s["drop_z_min"] >= z_threshold)})
+        fits.append(base | scalars | {"overoptimized": bool(s["cf_z"] >= z_threshold)})
         curves += curve_rows(base, s, ns)
         print(
             f"{sweep}={value} ({n_params} params): gold peak {s['peak_gold']:.2f} at n="
-            f"{s['peak_n']} (d={s['peak_d']:.2f}), drop {s['drop']:.2f} +/- {s['drop_se']:.2f} "
-            f"over seeds (z {s['drop_z']:.1f}), +/- {s['drop_boot_se']:.2f} bootstrap over "
-            f"prompts and seeds (z {s['drop_z_boot']:.1f}); proxy rise after the peak "
-            f"{s['proxy_rise_after_peak']:.2f}; alpha {s['alpha']:.2f} beta {s['beta']:.2f} "
-            f"R2 {s['r2']:.3f}"
+            f"{s['peak_n']} (d={s['peak_d']:.2f}; in-sample drop {s['drop']:.2f}); cross-fitted "
+            f"gold at the chosen peak {s['cf_peak']:.2f}, drop {s['cf_drop']:.2f} +/- "
+            f"{s['cf_se']:.2f} (bootstrap over prompts and seeds, z {s['cf_z']:.1f}); per seed "
+            f"{np.round(s['cf_drop_seed'], 2).tolist()}; proxy rise after the peak "
+            f"{s['proxy_rise_after_peak']:.2f}; alpha {s['alpha']:.2f} beta {s['beta']:.2f}"
         )
     fits = pd.DataFrame(fits)
     fits.to_parquet(out_fits, index=False)
     pd.DataFrame(curves).to_parquet(out_curves, index=False)
-    values = marker_values(fits, runs.reset_index(), cells)
+    values = marker_values(summaries, runs.reset_index(), cells)
     if ensemble_fits is not None and len(member_ids):
-        ens = ensemble_marker_values(pd.read_parquet(ensemble_fits), member_ids)
+        null_ids = runs.index[runs.role == NULL_ROLES["ensemble"]].tolist()
+        ens = ensemble_marker_values(
+            pd.read_parquet(ensemble_fits), member_ids, null_ids, z_threshold
+        )
         values = pd.concat([values, ens], ignore_index=True)
+        oracle = summaries.get(cell_key("oracle", 0))
+        if oracle is not None:  # the single-RM rule's null: gold itself, which cannot fall
+            values = pd.concat(
+                [values, _rows(cells[cell_key("oracle", 0)], "ens_cf_z_single", oracle["cf_z"])],
+                ignore_index=True,
+            )
     values.to_parquet(out_markers, index=False)
 
 
@@ -239,40 +272,60 @@ def ensemble(
                 "lambda": float(spec["lambda"]),
                 "member_corr": float(np.mean(corr)),
                 "member_gold_corr": float(np.mean(gold_corr)),
-                "overoptimized": bool(s["drop_z_min"] >= analysis["z_threshold"]),
+                "overoptimized": bool(s["cf_z"] >= analysis["z_threshold"]),
             }
         )
         curves += curve_rows(base, s, ns)
         print(
-            f"{rule}: gold peak {s['peak_gold']:.2f} at n={s['peak_n']} (d={s['peak_d']:.2f}), "
-            f"drop {s['drop']:.2f} +/- {s['drop_se']:.2f} (z {s['drop_z']:.1f}; bootstrap SE "
-            f"{s['drop_boot_se']:.2f}, z {s['drop_z_boot']:.1f}), final gold {s['final_gold']:.2f}"
+            f"{rule}: gold peak {s['peak_gold']:.2f} at n={s['peak_n']} (d={s['peak_d']:.2f}); "
+            f"cross-fitted peak {s['cf_peak']:.2f}, drop {s['cf_drop']:.2f} +/- {s['cf_se']:.2f} "
+            f"(z {s['cf_z']:.1f}); final gold {s['final_gold']:.2f}"
         )
     print(f"member-member correlation {np.mean(corr):.3f}; member-gold {np.mean(gold_corr):.3f}")
     pd.DataFrame(fits).to_parquet(out_fits, index=False)
     pd.DataFrame(curves).to_parquet(out_curves, index=False)
 
 
-def ensemble_marker_values(fits: pd.DataFrame, member_ids) -> pd.DataFrame:
-    """Per-member values the ensemble markers read: the single member's drop in SEs, and the
-    larger of the two conservative rules' drops as a fraction of the single member's."""
+def ensemble_marker_values(
+    fits: pd.DataFrame, member_ids, null_ids=(), z_threshold: float = 2.0
+) -> pd.DataFrame:
+    """Per-member values the ensemble markers read (cross-fitted drops): the single member's z,
+    and the larger of the two conservative rules' drops as a fraction of the single member's.
+    "Removing overoptimization" presupposes some: the fraction is NaN unless the single member
+    overoptimizes (cf_z >= z_threshold). The null rows (`null_ids`) get the same fraction, under
+    the same condition, between the single member on two disjoint halves of the prompts."""
     by = fits.set_index("rule")
     single = by.loc["single"]
-    conservative = max(by.loc["worst_case", "drop"], by.loc["mean_minus_var", "drop"])
+    falls = bool(single.cf_z >= z_threshold)
+    conservative = max(by.loc["worst_case", "cf_drop"], by.loc["mean_minus_var", "cf_drop"])
     values = {
-        "ens_drop_z_single": single.drop_z_min,
-        "ens_conservative_drop_frac": conservative / single["drop"]
-        if single["drop"] > 0
-        else float("nan"),
-        **{f"ens_drop_{rule}": by.loc[rule, "drop"] for rule in ENSEMBLE_RULES},
-        **{f"ens_peak_gold_{rule}": by.loc[rule, "peak_gold"] for rule in ENSEMBLE_RULES},
+        "ens_cf_z_single": single.cf_z,
+        "ens_conservative_drop_frac": _frac(conservative, single.cf_drop) if falls else np.nan,
+        **{f"ens_cf_drop_{rule}": by.loc[rule, "cf_drop"] for rule in ENSEMBLE_RULES},
+        **{f"ens_cf_peak_{rule}": by.loc[rule, "cf_peak"] for rule in ENSEMBLE_RULES},
     }
-    rows = [
-        {"run_id": r, "marker": name, "value": float(v)}
-        for name, v in values.items()
-        for r in member_ids
-    ]
-    return pd.DataFrame(rows, columns=["run_id", "marker", "value"])
+    rows = [_rows(member_ids, name, v) for name, v in values.items()]
+    null = _frac(single.half_a_cf_drop, single.half_b_cf_drop) if falls else np.nan
+    rows.append(_rows(null_ids, "ens_conservative_drop_frac", null))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _frac(part: float, whole: float) -> float:
+    return float(part / whole) if whole > 0 else float("nan")
+
+
+def _rows(rids, name: str, value) -> pd.DataFrame:
+    """Marker rows: one (run_id, marker, value) per run. `value` is a scalar (rids: run ids) or
+    {seed: value} (rids: (run_id, seed) pairs; each run gets its seed's value)."""
+    if isinstance(value, dict):
+        return pd.DataFrame(
+            [{"run_id": r, "marker": name, "value": float(value[s])} for r, s in rids],
+            columns=["run_id", "marker", "value"],
+        )
+    return pd.DataFrame(
+        [{"run_id": r, "marker": name, "value": float(value)} for r in rids],
+        columns=["run_id", "marker", "value"],
+    )
 
 
 def curve_rows(base: dict, summary: dict, ns) -> list[dict]:
@@ -290,39 +343,89 @@ def curve_rows(base: dict, summary: dict, ns) -> list[dict]:
     ]
 
 
-def marker_values(fits: pd.DataFrame, runs: pd.DataFrame, cells: dict) -> pd.DataFrame:
-    """Per-run values the markers read: each sweep's smallest / largest cell, the oracle."""
-    rows = []
+def _per_seed(summary: dict, field: str) -> dict[int, float]:
+    return {int(k): float(v) for k, v in zip(summary["seeds"], summary[field], strict=True)}
 
-    def add(rids, name, value):
-        rows.extend({"run_id": r, "marker": name, "value": float(value)} for r in rids)
 
+def _pooled_sd(*per_seed: dict) -> float:
+    """Seed-to-seed SD of per-seed values, pooled over cells: sqrt(mean of their variances)."""
+    return float(np.sqrt(np.mean([np.var(list(v.values()), ddof=1) for v in per_seed])))
+
+
+def marker_values(summaries: dict, runs: pd.DataFrame, cells: dict) -> pd.DataFrame:
+    """Per-run values the markers read (all cross-fitted, lib/alignlab/reward/bon.py: crossfit).
+
+    For each sweep (tag rm / data), on every run of the sweep: the smallest cell's cross-fitted
+    drop, its SE and z, its proxy rise after the peak; per seed (the run's seed), the smallest and
+    largest cells' cross-fitted peak gold and relative drop, and the seed-to-seed SD of each
+    (pooled over the two cells; the orderings' gap unit). On the sweep's null rows (role null_rm /
+    null_data): the same names, but both "smallest" and "largest" are ONE cell on two disjoint
+    halves of the prompts (the smallest cell for the drop, the largest for the peak gold). The
+    oracle run carries the oracle cell's cross-fitted z under the falls' name (its null).
+    """
+    frames = []
+    seed_of = runs.set_index("run_id")["seed"].astype(int)
+    oracle = summaries.get(cell_key("oracle", 0))
     for sweep, tag in (("rm_size", "rm"), ("data_size", "data")):
-        part = fits[fits.sweep == sweep].sort_values("value")
-        if part.empty:
+        keys = sorted(
+            (k for k in summaries if k.split(":")[0] == sweep), key=lambda k: int(k.split(":")[1])
+        )
+        if not keys:
             continue
-        rids = sorted({r for key, rs in cells.items() if key.startswith(sweep) for r in rs})
-        small, large = part.iloc[0], part.iloc[-1]
-        add(rids, f"drop_z_smallest_{tag}", small.drop_z)
-        add(rids, f"drop_z_min_smallest_{tag}", small.drop_z_min)
-        add(rids, f"rel_drop_smallest_{tag}", max(0.0, small.rel_drop))
-        add(rids, f"rel_drop_largest_{tag}", max(0.0, large.rel_drop))
-        add(rids, f"proxy_rise_smallest_{tag}", small.proxy_rise_after_peak)
-        add(rids, f"peak_gold_smallest_{tag}", small.peak_gold)
-        add(rids, f"peak_gold_largest_{tag}", large.peak_gold)
-        add(rids, f"n_overoptimized_{tag}", part.overoptimized.sum())
-        add(rids, f"max_drop_z_{tag}", part.drop_z.max())
-        add(rids, f"max_drop_z_min_{tag}", part.drop_z_min.max())
-    oracle = fits[fits.sweep == "oracle"]
-    if len(oracle):
+        small, large = summaries[keys[0]], summaries[keys[-1]]
+        rids = sorted({r for k in keys for r in cells[k]})
+        pairs = [(r, int(seed_of[r])) for r in rids]
+        nulls = runs[runs.role == NULL_ROLES[sweep]]
+        null_pairs = list(zip(nulls.run_id, nulls.seed.astype(int), strict=True))
+
+        def add(name, real, null=None, real_rids=rids, real_pairs=pairs, null_pairs=null_pairs):
+            frames.append(_rows(real_pairs if isinstance(real, dict) else real_rids, name, real))
+            if null is not None:
+                frames.append(
+                    _rows(
+                        null_pairs if isinstance(null, dict) else [r for r, _ in null_pairs],
+                        name,
+                        null,
+                    )
+                )
+
+        add(f"cf_drop_smallest_{tag}", small["cf_drop"])
+        add(f"cf_se_smallest_{tag}", small["cf_se"])
+        add(f"cf_drop_z_smallest_{tag}", small["cf_z"])
+        if oracle is not None:
+            frames.append(
+                _rows(cells[cell_key("oracle", 0)], f"cf_drop_z_smallest_{tag}", oracle["cf_z"])
+            )
+        add(f"proxy_rise_smallest_{tag}", small["proxy_rise_after_peak"])
+        add(f"max_cf_drop_z_{tag}", max(summaries[k]["cf_z"] for k in keys))
+        for field, name in (("cf_peak_seed", "cf_peak"), ("cf_rel_drop_seed", "cf_rel_drop")):
+            null_cell = small if field == "cf_rel_drop_seed" else large
+            lo, hi = _per_seed(small, field), _per_seed(large, field)
+            lo_null = _per_seed(null_cell, f"half_a_{field}")
+            hi_null = _per_seed(null_cell, f"half_b_{field}")
+            add(f"{name}_smallest_{tag}", lo, lo_null)
+            add(f"{name}_largest_{tag}", hi, hi_null)
+            add(f"{name}_seed_sd_{tag}", _pooled_sd(lo, hi), _pooled_sd(lo_null, hi_null))
+    if oracle is not None:
         rids = cells[cell_key("oracle", 0)]
-        add(rids, "oracle_rel_drop", oracle.iloc[0].rel_drop)
-        add(rids, "oracle_drop", oracle.iloc[0]["drop"])
-    return pd.DataFrame(rows, columns=["run_id", "marker", "value"])
+        frames.append(_rows(rids, "oracle_drop", oracle["drop"]))
+        frames.append(_rows(rids, "oracle_cf_drop", oracle["cf_drop"]))
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "marker", "value"])
+    return pd.concat(frames, ignore_index=True)
 
 
 # A cell's best-of-n summary that the paper quotes (lib/alignlab/reward/bon.py: summarize_cell).
-DROP_FIELDS = ("peak_gold", "peak_d", "final_gold", "drop", "drop_se", "drop_boot_se", "drop_z_min")
+DROP_FIELDS = (
+    "peak_gold",
+    "peak_d",
+    "final_gold",
+    "cf_peak",
+    "cf_drop",
+    "cf_se",
+    "cf_z",
+    "cf_rel_drop",
+)
 
 
 def numbers(
@@ -333,11 +436,15 @@ def numbers(
     out_table,
     ensemble_fits=None,
     out_ensemble_table=None,
+    pool_path=None,
 ) -> None:
     """numbers.json for the paper's macros (letters-only names), the alpha / beta table and
-    (with ensemble_fits) the ensemble table."""
+    (with ensemble_fits) the ensemble table; with pool_path, the share of base samples that use
+    a star beyond its limit."""
     fits = pd.read_parquet(fits_path)
     runs = pd.read_parquet(runs_path)
+    runs = runs[runs.role == "run"] if "role" in runs else runs
+    env = block["env"]
     result = {
         "n_prompts": int(block["pool"]["n_prompts"]),
         "pool_size": int(block["pool"]["size"]),
@@ -347,8 +454,19 @@ def numbers(
         "n_runs": len(runs),
         "default_n_pairs": int(block["defaults"]["n_pairs"]),
         "default_d_model": int(block["defaults"]["d_model"]),
-        "repeat_penalty": float(block["env"]["repeat_penalty"]),
+        "repeat_penalty": float(env["repeat_penalty"]),
+        "star_value": float(env["star_value"]),
+        "star_limit": int(env["star_limit"]),
+        "star_excess_cost": float(env["star_excess_cost"]),
+        "pool_seed": int(block["pool"]["seed"]),
+        "first_seed": int(min(block["seeds"])),
+        "last_seed": int(max(block["seeds"])),
     }
+    if pool_path is not None:
+        from alignlab.reward.train import load_pool  # torch: only where needed
+
+        pool = load_pool(pool_path)
+        result["pool_excess_pct"] = float(100 * (pool["star_excess"] > 0).mean())
     for sweep, tag in (("rm_size", "rm"), ("data_size", "data")):
         part = fits[fits.sweep == sweep].sort_values("value")
         if part.empty:
@@ -357,7 +475,7 @@ def numbers(
         result[f"n_overoptimized_{tag}"] = int(part.overoptimized.sum())
         spec = block["sweeps"][sweep]
         result[f"n_seeds_{tag}"] = len(spec.get("seeds", block["seeds"]))
-        most = part.sort_values("drop_z_min", kind="stable").iloc[-1]  # the strongest fall
+        most = part.sort_values("cf_z", kind="stable").iloc[-1]  # the strongest fall
         for label, row in (
             ("smallest", part.iloc[0]),
             ("largest", part.iloc[-1]),
@@ -377,6 +495,8 @@ def numbers(
         result |= {
             "ens_n_members": len(spec["members"]),
             "ens_n_ensembles": len(spec["data_seeds"]),
+            "ens_first_member": int(min(spec["members"])),
+            "ens_last_member": int(max(spec["members"])),
             "ens_lambda": float(spec["lambda"]),
             "ens_d_model": int(run["d_model"]),
             "ens_n_pairs": int(run["n_pairs"]),
@@ -401,27 +521,28 @@ def _num(x):
     return int(x) if isinstance(x, int | np.integer) else float(x)
 
 
+def _f(x: float, fmt: str = ".2f") -> str:
+    return format(x, fmt) if np.isfinite(x) else "--"
+
+
 def fit_table(fits: pd.DataFrame) -> str:
-    """LaTeX rows: sweep, size, params, pairs, gold peak, drop +/- SE over seeds, its bootstrap
-    SE (prompts and seeds), alpha, beta (95% CI)."""
+    """LaTeX rows: sweep, size, params, pairs, accuracy, gold peak of the mean curve, the
+    cross-fitted gold at the chosen peak, its drop to n_max +/- bootstrap SE, z, alpha, beta."""
     names = {"rm_size": "RM size", "data_size": "data size", "oracle": "oracle"}
     lines = [
         "% Generated by the reward_numbers rule; do not edit.",
-        "\\begin{tabular}{llrrrrrrll}",
+        "\\begin{tabular}{llrrrrrrrll}",
         "\\toprule",
-        "sweep & $d_{model}$ & params & pairs & acc. & peak gold & drop $\\pm$ SE & boot. SE & "
-        "$\\alpha$ [95\\% CI] & $\\beta$ [95\\% CI] \\\\",
+        "sweep & $d_{model}$ & params & pairs & acc. & peak gold & c.f. peak & c.f. drop $\\pm$ SE"
+        " & $z$ & $\\alpha$ [95\\% CI] & $\\beta$ [95\\% CI] \\\\",
         "\\midrule",
     ]
     for _, r in fits.iterrows():
-        se = "--" if not np.isfinite(r.drop_se) else f"{r.drop_se:.2f}"
-        acc = "--" if not np.isfinite(r.heldout_accuracy) else f"{r.heldout_accuracy:.2f}"
-        boot = "--" if not np.isfinite(r.drop_boot_se) else f"{r.drop_boot_se:.2f}"
         lines.append(
             f"{names[r.sweep]} & {r.d_model if r.sweep != 'oracle' else '--'} & {r.n_params} & "
-            f"{r.n_pairs if r.sweep != 'oracle' else '--'} & {acc} & {r.peak_gold:.2f} & "
-            f"{r['drop']:.2f} $\\pm$ {se} & {boot} & "
-            f"{r.alpha:.2f} [{r.alpha_lo:.2f}, {r.alpha_hi:.2f}] & "
+            f"{r.n_pairs if r.sweep != 'oracle' else '--'} & {_f(r.heldout_accuracy)} & "
+            f"{r.peak_gold:.2f} & {r.cf_peak:.2f} & {r.cf_drop:.2f} $\\pm$ {_f(r.cf_se)} & "
+            f"{_f(r.cf_z, '.1f')} & {r.alpha:.2f} [{r.alpha_lo:.2f}, {r.alpha_hi:.2f}] & "
             f"{r.beta:.3f} [{r.beta_lo:.3f}, {r.beta_hi:.3f}] \\\\"
         )
     lines += ["\\bottomrule", "\\end{tabular}", ""]
@@ -429,23 +550,22 @@ def fit_table(fits: pd.DataFrame) -> str:
 
 
 def ensemble_table(fits: pd.DataFrame) -> str:
-    """LaTeX rows per ensemble rule: gold peak (at d), final gold, drop +/- SE over ensembles,
-    its bootstrap SE (prompts and ensembles) and z = drop over the larger SE."""
+    """LaTeX rows per ensemble rule: gold peak of the mean curve (at d), final gold, the
+    cross-fitted gold at the chosen peak and its drop +/- bootstrap SE (prompts and ensembles,
+    the whole procedure resampled), z."""
     lines = [
         "% Generated by the reward_numbers rule; do not edit.",
         "\\begin{tabular}{lrrrrrr}",
         "\\toprule",
-        "proxy & peak gold & at $d$ & gold at $d_{max}$ & drop $\\pm$ SE & boot. SE & $z$ \\\\",
+        "proxy & peak gold & at $d$ & gold at $d_{max}$ & c.f. peak & c.f. drop $\\pm$ SE & $z$"
+        " \\\\",
         "\\midrule",
     ]
     for _, r in fits.iterrows():
-        se = "--" if not np.isfinite(r.drop_se) else f"{r.drop_se:.2f}"
-        boot = "--" if not np.isfinite(r.drop_boot_se) else f"{r.drop_boot_se:.2f}"
-        z = f"{r.drop_z_min:.1f}" if np.isfinite(r.drop_z_min) else "--"
         label = RULE_LABEL[r.rule].replace("lambda", "$\\lambda$")
         lines.append(
             f"{label} & {r.peak_gold:.2f} & {r.peak_d:.2f} & {r.final_gold:.2f} & "
-            f"{r['drop']:.2f} $\\pm$ {se} & {boot} & {z} \\\\"
+            f"{r.cf_peak:.2f} & {r.cf_drop:.2f} $\\pm$ {_f(r.cf_se)} & {_f(r.cf_z, '.1f')} \\\\"
         )
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)

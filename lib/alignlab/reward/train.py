@@ -77,7 +77,8 @@ def write_pool(env_dict: dict, pool: dict, path: Path) -> None:
     print(
         f"pool {pool['n_prompts']} prompts x {pool['size']} samples in "
         f"{time.perf_counter() - t0:.1f} s; gold mean {arrays['gold'].mean():.3f} sd "
-        f"{arrays['gold'].std():.3f}; repetition penalty hit by {arrays['repeated'].mean():.3%}"
+        f"{arrays['gold'].std():.3f}; repetition penalty hit by {arrays['repeated'].mean():.3%}; "
+        f"a star used beyond its limit by {(arrays['star_excess'] > 0).mean():.3%}"
     )
     _save_arrays(arrays, path, POOL_FORMAT, {"env": env_dict, "pool": pool})
 
