@@ -687,7 +687,7 @@ def run_markers(measures: pd.DataFrame, ablations: pd.DataFrame, run_id: str) ->
 
 
 def _by_seed(runs: pd.DataFrame, values: dict, model: str, name: str) -> str:
-    """"seed 0: 0.81; seed 1: 0.84" over the runs of one kind, for the text."""
+    """Values of one kind of run as "seed 0: 0.81; seed 1: 0.84", for the text."""
     chosen = runs[runs.model == model].sort_values("seed")
     return "; ".join(
         f"seed {int(seed)}: {values[rid][name]:.2f}"
