@@ -8,7 +8,13 @@ import pytest
 
 from alignlab.config import ConfigError
 from alignlab.markers import evaluate, load_specs, rule_text, seed_ranges
-from alignlab.markers_table import format_markers, short_citations, summary, with_sources
+from alignlab.markers_table import (
+    format_markers,
+    latex_table,
+    short_citations,
+    summary,
+    with_sources,
+)
 from alignlab.paper import macro_name, write_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,12 +112,16 @@ def test_pooled_is_one_replicate_over_all_selected_runs():
 def test_ordering_needs_a_lead_larger_than_the_gap_in_eval_units():
     spec = {"kind": "ordering", "events": ["early", "late"], "gap": 2, "gap_unit": "spacing"}
     spacing = [50] * 5
-    holds = _values(early=[100, 100, 100, 0, 0], late=[250, 300, 201, NAN, 0], spacing=spacing)
+    holds = _values(early=[100, 100, 100, 0, 0], late=[250, 300, 201, 50, 0], spacing=spacing)
     row = _row(spec, holds)
     assert row.status == "holds" and row.reproduced == "seed 0: 150; seed 1: 200; seed 2: 101"
     # a lead of exactly two intervals is not more than two
-    tied = _values(early=[100, 100, 100, 0, 0], late=[250, 300, 200, NAN, 0], spacing=spacing)
+    tied = _values(early=[100, 100, 100, 0, 0], late=[250, 300, 200, 50, 0], spacing=spacing)
     assert _row(spec, tied).status == "fails"
+    # per seed, the leads of one run are aggregated, never one run's event with another's
+    per_seed = {**spec, "runs": "weight_decay > 0", "per": "seed", "aggregate": "min"}
+    mixed = _values(early=[100, 100, 100, 0, 0], late=[250, 300, 300, 50, 900], spacing=spacing)
+    assert _row(per_seed, mixed).reproduced.startswith("seed 0: 150;")  # min(150, 900), not 250
     assert rule_text(spec) == "each run: late - early > 2 x spacing; all hold"
 
 
@@ -121,6 +131,25 @@ def test_number_within_tolerance_and_require_share():
     assert _row(spec, values).status == "fails"  # seed 2 is 8
     assert _row({**spec, "require": 0.6}, values).status == "holds"  # 2 of 3 >= 60%
     assert rule_text({**spec, "require": 0.6}) == "each run: n = 5 +/- 2; >= 60% hold"
+
+
+def test_an_undefined_null_tests_nothing_and_a_null_holding_in_half_cannot_fail():
+    undefined = _row(ACC, _values(acc=[1.0, 1.0, 1.0, NAN, 1.0]))
+    assert undefined.status == "null undefined" and undefined.null.startswith("undefined (1 n/a)")
+    spec = {**ACC, "null": {"runs": "run_id in ['d', 'e']", "why": "w"}}
+    half = _row(spec, _values(acc=[1.0, 1.0, 1.0, 0.1, 1.0]))  # holds on e, not on d
+    assert half.status == "cannot fail" and half.null.startswith("HOLDS (1/2)")
+
+
+def test_duplicate_values_are_an_error_and_infinity_holds_only_against_an_open_bound():
+    values = _values(acc=[1.0] * 5)
+    with pytest.raises(ValueError, match="more than one value"):
+        _row(ACC, pd.concat([values, values.iloc[:1]]))
+    ratio = {"kind": "range", "value": "r", "low": 2.0, "high": math.inf}
+    assert _row(ratio, _values(r=[math.inf, 3, 2, 1, 0])).status == "holds"
+    assert _row({**ratio, "high": 10.0}, _values(r=[math.inf, 3, 2, 1, 0])).status == "fails"
+    with pytest.raises(KeyError, match="no marker or run column"):
+        _row({**ratio, "value": "typo"}, values)
 
 
 def test_a_constructed_null_value_is_judged_by_the_same_rule():
@@ -180,6 +209,7 @@ def test_table_shows_sources_and_counts_controls_apart():
     assert summary(table) == "findings: 1 holds, 1 too few seeds; controls: 1/1 hold"
     text = format_markers(table)
     assert "Sanity controls" in text and text.index("Findings") < text.index("Sanity")
+    assert "(none)" in latex_table(table[table.control & ~table.control], ["claim"], ["3cm"])
 
 
 def test_numbers_become_one_macro_each(tmp_path):

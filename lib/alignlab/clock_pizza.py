@@ -223,7 +223,12 @@ def numbers(markers_path, runs_path, out: Path) -> None:
         transition_rate(group.attn_rate, group.grad_symmetricity)
         for _, group in table.groupby("seed")
     ]
-    result["transition_rates"] = ", ".join(f"{a:.2f}" for a in per_seed)
-    result["transition_rate_mean"] = float(np.mean(per_seed))
-    result["transition_rate_sd"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0
+    # a seed whose symmetricity never crosses 0.8 is listed as such, never dropped silently
+    crossed = [a for a in per_seed if math.isfinite(a)]
+    result["transition_rates"] = ", ".join(
+        "never" if math.isnan(a) else f"{a:.2f}" for a in per_seed
+    )
+    result["n_seeds_crossing"] = len(crossed)
+    result["transition_rate_mean"] = float(np.mean(crossed)) if crossed else "none"
+    result["transition_rate_sd"] = float(np.std(crossed, ddof=1)) if len(crossed) > 1 else "n/a"
     Path(out).write_text(json.dumps(result, indent=2) + "\n")

@@ -200,11 +200,17 @@ def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> Non
         per_run[rid] = run_values(
             tables[rid], runs[rid]["n_layers"], frac, tables[control] if control else None
         )
+    # A control is compared with the next seed's control (cyclically): both were trained without
+    # the bias, so any excess is seed-to-seed noise. That is the null of the length markers.
+    control_ids = sorted(controls.values(), key=lambda r: runs[r]["seed"])
+    reference = dict(paired)
+    for i, rid in enumerate(control_ids):
+        reference[rid] = control_ids[(i + 1) % len(control_ids)]
     for rid in run_ids:
-        if paired[rid] is None:
+        if reference[rid] is None:
             continue
         for key in ("final_wg_corr_reward_length", "mean_wg_corr_reward_length"):
-            per_run[rid][f"control_{key}"] = per_run[paired[rid]][key]
+            per_run[rid][f"control_{key}"] = per_run[reference[rid]][key]
     markers = pd.DataFrame(
         [{"run_id": r, "marker": k, "value": v} for r in run_ids for k, v in per_run[r].items()]
     )

@@ -17,8 +17,10 @@ hold: it is shown, never dropped, and aggregates propagate it.
 
 Every finding names a `null`: runs on which the claim is false (the wd = 0 control, random init,
 a same-size split ...), or a constructed value on the same runs (`null.value`, e.g. the steps
-against shifted training fractions). The same rule is evaluated there; if it holds on the null,
-the marker cannot tell the claim from its absence and reads "cannot fail", which counts as no
+against shifted training fractions). The same rule is evaluated there and must fail in most of
+the null's replicates (null_verdict); if it holds in half or more, the marker cannot tell the
+claim from its absence and reads "cannot fail"; if the null's values are all undefined (NaN: the
+quantity does not exist there) it tests nothing and reads "null undefined". Neither counts as a
 finding.
 Markers marked `control: true` are sanity checks that are true by construction: they go to the
 controls table and are never counted as reproduced findings.
@@ -52,7 +54,14 @@ COLUMNS = [
     "null_reproduced",
     "status",
 ]
-STATUSES = ("holds", "fails", "cannot fail", "too few seeds", "not run at this scale")
+STATUSES = (
+    "holds",
+    "fails",
+    "cannot fail",
+    "null undefined",
+    "too few seeds",
+    "not run at this scale",
+)
 # A finding rests on at least this many distinct seeds at the laptop and paper scales (the smoke
 # scale only checks the pipeline); fewer reads "too few seeds" and counts as no finding.
 MIN_SEEDS = 3
@@ -75,30 +84,60 @@ def _columns(spec: dict) -> list[str]:
     return [spec["value"]]
 
 
+def _wide(values: pd.DataFrame) -> pd.DataFrame:
+    """run_id x marker. Two values for one (run, marker) are an error, never averaged."""
+    duplicated = values[values.duplicated(["run_id", "marker"], keep=False)]
+    if len(duplicated):
+        pairs = sorted(set(zip(duplicated.run_id, duplicated.marker, strict=True)))[:5]
+        raise ValueError(f"markers.parquet holds more than one value for (run_id, marker): {pairs}")
+    return values.set_index(["run_id", "marker"])["value"].astype(float).unstack()
+
+
 def _selected(values: pd.DataFrame, runs: pd.DataFrame, query: str, columns) -> pd.DataFrame:
-    """Selected runs as rows with their seed and the marker columns (NaN where missing)."""
-    selected = runs.query(query)
-    wide = values.pivot_table(index="run_id", columns="marker", values="value", dropna=False)
-    if wide.empty:  # no values at all: every selected run reads NaN
-        wide = pd.DataFrame(index=pd.Index([], name="run_id"))
-    wide = wide.reindex(index=selected.run_id, columns=columns)  # missing -> NaN, never dropped
-    return wide.join(selected.set_index("run_id")[["seed"]])
+    """Selected runs as rows with their seed and the marker columns (NaN where a run has no
+    value). A column may also come from runs.parquet; a name in neither file is an error."""
+    selected = runs.query(query).set_index("run_id")
+    wide = _wide(values) if len(values) else pd.DataFrame(index=pd.Index([], name="run_id"))
+    unknown = [c for c in columns if c not in wide.columns and c not in runs.columns]
+    if unknown and len(values):
+        raise KeyError(f"no marker or run column named {unknown}")
+    out = wide.reindex(index=selected.index, columns=columns)  # missing -> NaN, never dropped
+    for column in columns:
+        if column in selected.columns and column not in wide.columns:
+            out[column] = selected[column].astype(float)
+    if selected.seed.isna().any():
+        raise ValueError(
+            f"runs without a seed in {query!r}: {list(selected.index[selected.seed.isna()])}"
+        )
+    return out.join(selected[["seed"]])
+
+
+def _per_run(spec: dict, table: pd.DataFrame) -> pd.DataFrame:
+    """The quantity each run is judged on: `value`, or for an ordering the lead (second - first)
+    and the margin it must exceed, so that aggregates never pair one run's event with another's."""
+    if spec["kind"] != "ordering":
+        return table[[spec["value"]]].astype(float)
+    first, second = spec["events"]
+    gap = spec.get("gap", 0.0) * (table[spec["gap_unit"]] if "gap_unit" in spec else 1.0)
+    lead = table[second] - table[first]
+    return pd.DataFrame({"lead": lead, "excess": lead - gap}, index=table.index).astype(float)
 
 
 def replicates(spec: dict, table: pd.DataFrame) -> pd.DataFrame:
-    """One row per replicate: its label, seeds, and the marker columns (aggregated if grouped)."""
-    columns = _columns(spec)
+    """One row per replicate: its label, seeds, and the judged columns (aggregated if grouped)."""
+    per_run = _per_run(spec, table)
     per = spec.get("per", "run")
     if per == "run":
-        out = table[columns].copy()
+        out = per_run.copy()
         out["label"] = [f"seed {int(s)}" for s in table.seed]
         out["seeds"] = [[int(s)] for s in table.seed]
         return out.reset_index(drop=True)
     agg = AGGREGATES[spec["aggregate"]]
-    groups = table.groupby("seed", sort=True) if per == "seed" else [("pooled", table)]
+    grouped = per_run.join(table.seed)
+    groups = grouped.groupby("seed", sort=True) if per == "seed" else [("pooled", grouped)]
     rows = []
     for key, group in groups:
-        row = {c: float(agg(group[c].to_numpy(dtype=float))) for c in columns}
+        row = {c: float(agg(group[c].to_numpy(dtype=float))) for c in per_run.columns}
         label = f"seed {int(key)}" if per == "seed" else f"{spec['aggregate']} of {len(group)} runs"
         rows.append(row | {"label": label, "seeds": sorted({int(s) for s in group.seed})})
     return pd.DataFrame(rows)
@@ -107,23 +146,22 @@ def replicates(spec: dict, table: pd.DataFrame) -> pd.DataFrame:
 def _holds(spec: dict, row) -> tuple[bool, float]:
     """(holds, the value shown) for one replicate. Non-finite never holds."""
     if spec["kind"] == "ordering":
-        first, second = (row[e] for e in spec["events"])
-        gap = spec.get("gap", 0.0) * (row[spec["gap_unit"]] if "gap_unit" in spec else 1.0)
-        lead = second - first
-        return bool(np.isfinite(lead) and np.isfinite(gap) and lead > gap), lead
+        return bool(np.isfinite(row["excess"]) and row["excess"] > 0), row["lead"]
     value = row[spec["value"]]
     if spec["kind"] == "range":
         low, high = float(spec["low"]), float(spec["high"])
     else:
         low = float(spec["published"]) - spec["tolerance"]
         high = float(spec["published"]) + spec["tolerance"]
-    return bool(np.isfinite(value) and low <= value <= high), value
+    # +/-inf holds only against an open (infinite) bound; NaN never holds
+    return bool(not np.isnan(value) and low <= value <= high), value
 
 
 def _fmt(x: float) -> str:
     if not math.isfinite(x):
         return "n/a" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    return f"{x:.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.3g}"
+    # four significant digits, so that a value just outside a threshold never prints on it
+    return f"{x:.0f}" if abs(x) >= 1000 or float(x).is_integer() else f"{x:.4g}"
 
 
 def _required(spec: dict, n: int) -> int:
@@ -134,7 +172,7 @@ def _required(spec: dict, n: int) -> int:
 def judge(spec: dict, table: pd.DataFrame) -> dict:
     """Apply the rule to the replicates of `table`: text, k/N, seeds and holds (bool)."""
     if table.empty:
-        return {"text": "no runs", "k": 0, "n": 0, "seeds": [], "holds": False}
+        return {"text": "no runs", "k": 0, "n": 0, "defined": 0, "seeds": [], "holds": False}
     reps = replicates(spec, table)
     verdicts = [_holds(spec, row) for _, row in reps.iterrows()]
     k, n = sum(ok for ok, _ in verdicts), len(verdicts)
@@ -150,7 +188,9 @@ def judge(spec: dict, table: pd.DataFrame) -> dict:
         if finite.size:
             text += f", range {_fmt(finite.min())} to {_fmt(finite.max())}"
     seeds = sorted({s for row in reps.seeds for s in row})
-    return {"text": text, "k": k, "n": n, "seeds": seeds, "holds": k >= _required(spec, n)}
+    n_defined = sum(not np.isnan(v) for _, v in verdicts)
+    holds = k >= _required(spec, n)
+    return {"text": text, "k": k, "n": n, "defined": n_defined, "seeds": seeds, "holds": holds}
 
 
 def rule_text(spec: dict) -> str:
@@ -206,20 +246,33 @@ def evaluate_marker(spec: dict, values: pd.DataFrame, runs: pd.DataFrame, min_se
     }
     if spec.get("control"):
         return row | {"null": "", "null_reproduced": "", "status": _status(real["holds"])}
-    null_spec = spec | ({"value": spec["null"]["value"]} if "value" in spec["null"] else {})
+    null_spec = spec | {k: spec["null"][k] for k in ("value", "aggregate") if k in spec["null"]}
     null_rows = _selected(values, runs, spec["null"]["runs"], _columns(null_spec))
     null = judge(null_spec, null_rows)
-    if null["n"] == 0:
-        verdict, status = "no null runs", "cannot fail"
-    elif null["holds"]:
-        verdict, status = f"HOLDS ({null['k']}/{null['n']})", "cannot fail"
-    else:
-        verdict, status = f"fails ({null['k']}/{null['n']})", _status(real["holds"])
+    verdict, status = null_verdict(null), _status(real["holds"])
+    if verdict.startswith("undefined"):
+        status = "null undefined"
+    elif not verdict.startswith("fails"):
+        status = "cannot fail"
     if status in ("holds", "fails") and len(real["seeds"]) < min_seeds:
         status = "too few seeds"
-    where = spec["null"]["runs"] + (f" ({null_spec['value']})" if "value" in spec["null"] else "")
+    shown = {k: spec["null"][k] for k in ("value", "aggregate") if k in spec["null"]}
+    where = spec["null"]["runs"] + (f" ({', '.join(shown.values())})" if shown else "")
     null_text = f"{verdict} on {where}: {spec['null']['why']}"
     return row | {"null": null_text, "null_reproduced": null["text"], "status": status}
+
+
+def null_verdict(null: dict) -> str:
+    """The rule on the null must fail in most of its replicates, on values that exist there: a
+    null whose values are all undefined (NaN) tests nothing, and a null that holds in half or
+    more of its replicates means the rule cannot tell the claim from its absence."""
+    if null["n"] == 0:
+        return "no null runs"
+    if null["defined"] == 0:
+        return f"undefined ({null['n']} n/a)"
+    if 2 * null["k"] >= null["n"]:
+        return f"HOLDS ({null['k']}/{null['n']})"
+    return f"fails ({null['k']}/{null['n']})"
 
 
 def _status(holds: bool) -> str:
@@ -249,7 +302,7 @@ def evaluate(experiment: str, specs: list[dict], values, runs, scale: str) -> pd
             continue
         min_seeds = 1 if scale == "smoke" else MIN_SEEDS
         rows.append(row | evaluate_marker(spec, values, runs, min_seeds))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"control": bool})
 
 
 def evaluate_experiment(experiment, specs_path, values_path, runs_path, scale, out) -> None:

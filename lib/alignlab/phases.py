@@ -64,25 +64,40 @@ def _mean_slope(series: pd.Series, start: float, end: float) -> float:
     return (series.asof(end) - series.asof(start)) / (end - start)
 
 
+def excluded_rise_ratio(run: pd.DataFrame, b: dict[str, float]) -> float:
+    """Excluded loss at the end of circuit formation over its value at the end of memorization."""
+    if not (np.isfinite(b["memorization_end"]) and np.isfinite(b["circuit_end"])):
+        return math.nan
+    excluded = _series(run, "excluded_loss", "all")
+    return excluded.asof(b["circuit_end"]) / excluded.asof(b["memorization_end"])
+
+
+def norm_fall_ratio(run: pd.DataFrame, b: dict[str, float]) -> float:
+    """How much faster the sum of squared weights falls in cleanup than in circuit formation:
+    the ratio of the mean fall rates; 0 if it does not fall in cleanup, +inf if it falls only
+    there; NaN where a phase is missing."""
+    norm = _series(run, "sum_sq_weights")
+    circuit_fall = -_mean_slope(norm, b["memorization_end"], b["circuit_end"])
+    cleanup_fall = -_mean_slope(norm, b["circuit_end"], b["cleanup_end"])
+    if not (np.isfinite(circuit_fall) and np.isfinite(cleanup_fall)):
+        return math.nan
+    if cleanup_fall <= 0:
+        return 0.0
+    return cleanup_fall / circuit_fall if circuit_fall > 0 else math.inf
+
+
 def run_markers(run: pd.DataFrame, p: int) -> dict[str, float]:
     """Per-run values of the phase markers (event steps, ratios, final values)."""
     b = boundaries(run, p)
     norm = _series(run, "sum_sq_weights")
-    excluded = _series(run, "excluded_loss", "all")
     final_step = float(norm.index.max())
-    circuit_slope = _mean_slope(norm, b["memorization_end"], b["circuit_end"])
-    cleanup_slope = _mean_slope(norm, b["circuit_end"], b["cleanup_end"])
     gini_start = b["memorization_end"]
     return {
         **b,
         "restricted_fall": fall_step(run, "restricted_loss", p),
         "test_fall": fall_step(run, "test_loss", p),
-        "excluded_rise_ratio": excluded.asof(b["circuit_end"])
-        / excluded.asof(b["memorization_end"])
-        if np.isfinite(b["circuit_end"])
-        else math.nan,
-        # How much faster the total weight norm falls in cleanup than in circuit formation.
-        "norm_fall_ratio": cleanup_slope / circuit_slope if circuit_slope < 0 else math.nan,
+        "excluded_rise_ratio": excluded_rise_ratio(run, b),
+        "norm_fall_ratio": norm_fall_ratio(run, b),
         "gini_W_E_rise": _series(run, "gini_W_E").asof(final_step)
         - _series(run, "gini_W_E").asof(gini_start),
         "gini_W_L_rise": _series(run, "gini_W_L").asof(final_step)
@@ -108,14 +123,33 @@ def phase_spans(b: dict[str, float], last_step: float) -> list[tuple[str, float,
     return spans
 
 
+def _paired_run(meta: pd.DataFrame, run_id: str) -> str:
+    """The run itself if it has weight decay, else the same seed's run with weight decay (the
+    first one with weight decay if that seed has none)."""
+    if meta.loc[run_id, "weight_decay"] > 0:
+        return run_id
+    decayed = meta[meta.weight_decay > 0]
+    same_seed = decayed[decayed.seed == meta.loc[run_id, "seed"]]
+    return str((same_seed if len(same_seed) else decayed).index[0])
+
+
 def phase_table(measures_path, runs_path, phases_out, markers_out) -> None:
     """Write phase spans and per-run marker values as tidy tables."""
     measures, runs = pd.read_parquet(measures_path), pd.read_parquet(runs_path)
+    meta = runs.set_index("run_id")
+    tables = dict(tuple(measures.groupby("run_id")))
+    per_run = {rid: run_markers(run, int(meta.loc[rid, "p"])) for rid, run in tables.items()}
     span_rows, marker_rows = [], []
-    for run_id, run in measures.groupby("run_id"):
-        p = int(runs.set_index("run_id").loc[run_id, "p"])
-        markers = run_markers(run, p)
-        last = float(run.step.max())
+    for run_id, markers in per_run.items():
+        # The null's values: this run's ratios over the epochs of the same seed's grokking run
+        # phases (for a grokking run, its own), defined even where this run has no phases.
+        paired = _paired_run(meta, run_id)
+        b = {k: per_run[paired][k] for k in ("memorization_end", "circuit_end", "cleanup_end")}
+        markers |= {
+            "excluded_rise_ratio_paired": excluded_rise_ratio(tables[run_id], b),
+            "norm_fall_ratio_paired": norm_fall_ratio(tables[run_id], b),
+        }
+        last = float(tables[run_id].step.max())
         for name, start, end in phase_spans(markers, last):
             span_rows.append({"run_id": run_id, "phase": name, "start": start, "end": end})
         marker_rows += [{"run_id": run_id, "marker": k, "value": v} for k, v in markers.items()]
