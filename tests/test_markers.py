@@ -107,6 +107,11 @@ def test_pooled_is_one_replicate_over_all_selected_runs():
     spec = {**ACC, "per": "pooled", "aggregate": "mean"}
     row = _row(spec, _values(acc=[1.0, 0.98, 1.0, 0.1, 1.0]))  # mean 0.9933
     assert row.status == "holds" and row.replicates == "1/1 pooled" and row.seeds == "0-2"
+    assert row.reproduced == "mean of 3 runs: 0.9933"
+    same = _row(spec, _values(acc=[1.0, 1.0, 1.0, 0.1, 1.0]))  # a sweep summary on every run
+    assert same.reproduced == "one value on 3 runs: 1"
+    two_of_seed_0 = _row({**ACC, "runs": "weight_decay > 0"}, _values(acc=[1.0] * 5))
+    assert two_of_seed_0.reproduced.startswith("a: 1; b: 1; c: 1; e: 1")
 
 
 def test_ordering_needs_a_lead_larger_than_the_gap_in_eval_units():

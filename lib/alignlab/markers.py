@@ -129,7 +129,9 @@ def replicates(spec: dict, table: pd.DataFrame) -> pd.DataFrame:
     per = spec.get("per", "run")
     if per == "run":
         out = per_run.copy()
-        out["label"] = [f"seed {int(s)}" for s in table.seed]
+        # several runs of one seed (e.g. two attention rates) are told apart by their run ids
+        unique = not table.seed.duplicated().any()
+        out["label"] = [f"seed {int(s)}" if unique else rid for rid, s in table.seed.items()]
         out["seeds"] = [[int(s)] for s in table.seed]
         return out.reset_index(drop=True)
     agg = AGGREGATES[spec["aggregate"]]
@@ -138,9 +140,16 @@ def replicates(spec: dict, table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in groups:
         row = {c: float(agg(group[c].to_numpy(dtype=float))) for c in per_run.columns}
-        label = f"seed {int(key)}" if per == "seed" else f"{spec['aggregate']} of {len(group)} runs"
+        label = f"seed {int(key)}" if per == "seed" else _pooled_label(spec, group[per_run.columns])
         rows.append(row | {"label": label, "seeds": sorted({int(s) for s in group.seed})})
     return pd.DataFrame(rows)
+
+
+def _pooled_label(spec: dict, values: pd.DataFrame) -> str:
+    """A summary stored on every run of a sweep is one value, not one per run: say so."""
+    if len(values.drop_duplicates()) == 1:
+        return f"one value on {len(values)} runs"
+    return f"{spec['aggregate']} of {len(values)} runs"
 
 
 def _holds(spec: dict, row) -> tuple[bool, float]:
