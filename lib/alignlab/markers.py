@@ -148,7 +148,7 @@ def replicates(spec: dict, table: pd.DataFrame) -> pd.DataFrame:
 def _pooled_label(spec: dict, values: pd.DataFrame) -> str:
     """A summary stored on every run of a sweep is one value, not one per run: say so."""
     if len(values.drop_duplicates()) == 1:
-        return f"one value on {len(values)} runs"
+        return f"one value on {len(values)} run{'s' if len(values) > 1 else ''}"
     return f"{spec['aggregate']} of {len(values)} runs"
 
 
