@@ -102,6 +102,8 @@ rule paper_pdf:
         [path for name in PAPER_EXPERIMENTS for path in TARGETS[name]],
         tex=ROOT / "paper/main.tex",
         bib=ROOT / "paper/references.bib",
+        # the sections are \input by path: list them so that editing one rebuilds the PDF
+        sections=[ROOT / "experiments" / name / "paper.tex" for name in PAPER_EXPERIMENTS],
     output:
         "paper/main.pdf",
     params:
