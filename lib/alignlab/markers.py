@@ -93,22 +93,20 @@ def _wide(values: pd.DataFrame) -> pd.DataFrame:
     return values.set_index(["run_id", "marker"])["value"].astype(float).unstack()
 
 
-def _selected(values: pd.DataFrame, runs: pd.DataFrame, query: str, columns) -> pd.DataFrame:
+def _selected(wide: pd.DataFrame, runs: pd.DataFrame, query: str, columns) -> pd.DataFrame:
     """Selected runs as rows with their seed and the marker columns (NaN where a run has no
-    value). A column may also come from runs.parquet; a name in neither file is an error."""
+    value). A column may also come from runs.parquet; a name in neither table is an error."""
     selected = runs.query(query).set_index("run_id")
-    wide = _wide(values) if len(values) else pd.DataFrame(index=pd.Index([], name="run_id"))
     unknown = [c for c in columns if c not in wide.columns and c not in runs.columns]
-    if unknown and len(values):
+    if unknown and len(wide.columns):
         raise KeyError(f"no marker or run column named {unknown}")
     out = wide.reindex(index=selected.index, columns=columns)  # missing -> NaN, never dropped
     for column in columns:
         if column in selected.columns and column not in wide.columns:
             out[column] = selected[column].astype(float)
     if selected.seed.isna().any():
-        raise ValueError(
-            f"runs without a seed in {query!r}: {list(selected.index[selected.seed.isna()])}"
-        )
+        missing = list(selected.index[selected.seed.isna()])
+        raise ValueError(f"runs without a seed in {query!r}: {missing}")
     return out.join(selected[["seed"]])
 
 
@@ -244,10 +242,10 @@ def _unit(spec: dict) -> str:
     return {"run": "runs", "seed": "seeds"}.get(spec.get("per", "run"), "pooled")
 
 
-def evaluate_marker(spec: dict, values: pd.DataFrame, runs: pd.DataFrame, min_seeds=1) -> dict:
-    """Reproduced value, k/N, seeds, the null's verdict and the status of one marker."""
-    columns = _columns(spec)
-    real = judge(spec, _selected(values, runs, spec["runs"], columns))
+def evaluate_marker(spec: dict, wide: pd.DataFrame, runs: pd.DataFrame, min_seeds=1) -> dict:
+    """Reproduced value, k/N, seeds, the null's verdict and the status of one marker. `wide` is
+    the experiment's markers as run_id x marker (`wide_values`)."""
+    real = judge(spec, _selected(wide, runs, spec["runs"], _columns(spec)))
     row = {
         "reproduced": real["text"],
         "replicates": f"{real['k']}/{real['n']} {_unit(spec)}",
@@ -255,41 +253,45 @@ def evaluate_marker(spec: dict, values: pd.DataFrame, runs: pd.DataFrame, min_se
     }
     if spec.get("control"):
         return row | {"null": "", "null_reproduced": "", "status": _status(real["holds"])}
-    null_spec = spec | {k: spec["null"][k] for k in ("value", "aggregate") if k in spec["null"]}
-    null_rows = _selected(values, runs, spec["null"]["runs"], _columns(null_spec))
-    null = judge(null_spec, null_rows)
-    verdict, status = null_verdict(null), _status(real["holds"])
-    if verdict.startswith("undefined"):
-        status = "null undefined"
-    elif not verdict.startswith("fails"):
-        status = "cannot fail"
+    overrides = {k: spec["null"][k] for k in ("value", "aggregate") if k in spec["null"]}
+    null_spec = spec | overrides
+    null = judge(null_spec, _selected(wide, runs, spec["null"]["runs"], _columns(null_spec)))
+    outcome, verdict = null_verdict(null)
+    status = {"fails": _status(real["holds"]), "undefined": "null undefined"}.get(
+        outcome, "cannot fail"
+    )
     if status in ("holds", "fails") and len(real["seeds"]) < min_seeds:
         status = "too few seeds"
-    shown = {k: spec["null"][k] for k in ("value", "aggregate") if k in spec["null"]}
-    where = spec["null"]["runs"] + (f" ({', '.join(shown.values())})" if shown else "")
+    where = spec["null"]["runs"] + (f" ({', '.join(overrides.values())})" if overrides else "")
     null_text = f"{verdict} on {where}: {spec['null']['why']}"
     return row | {"null": null_text, "null_reproduced": null["text"], "status": status}
 
 
-def null_verdict(null: dict) -> str:
-    """The rule on the null must fail in most of its replicates, on values that exist there: a
-    null whose values are all undefined (NaN) tests nothing, and a null that holds in half or
-    more of its replicates means the rule cannot tell the claim from its absence."""
+def null_verdict(null: dict) -> tuple[str, str]:
+    """(outcome, text): the rule on the null must fail in most of its replicates, on values that
+    exist there. A null whose values are all undefined (NaN) tests nothing ("undefined"); one
+    that holds in half or more of its replicates cannot tell the claim from its absence."""
     if null["n"] == 0:
-        return "no null runs"
+        return "none", "no null runs"
     if null["defined"] == 0:
-        return f"undefined ({null['n']} n/a)"
+        return "undefined", f"undefined ({null['n']} n/a)"
     if 2 * null["k"] >= null["n"]:
-        return f"HOLDS ({null['k']}/{null['n']})"
-    return f"fails ({null['k']}/{null['n']})"
+        return "holds", f"HOLDS ({null['k']}/{null['n']})"
+    return "fails", f"fails ({null['k']}/{null['n']})"
 
 
 def _status(holds: bool) -> str:
     return "holds" if holds else "fails"
 
 
+def wide_values(values: pd.DataFrame) -> pd.DataFrame:
+    """markers.parquet as run_id x marker, built once per experiment."""
+    return _wide(values) if len(values) else pd.DataFrame(index=pd.Index([], name="run_id"))
+
+
 def evaluate(experiment: str, specs: list[dict], values, runs, scale: str) -> pd.DataFrame:
     """One row per marker: the claim, its source, rule, reproduced value, null and status."""
+    wide = wide_values(values)
     rows = []
     for spec in specs:
         row = {
@@ -310,7 +312,7 @@ def evaluate(experiment: str, specs: list[dict], values, runs, scale: str) -> pd
             rows.append(row | empty | {"status": "not run at this scale"})
             continue
         min_seeds = 1 if scale == "smoke" else MIN_SEEDS
-        rows.append(row | evaluate_marker(spec, values, runs, min_seeds))
+        rows.append(row | evaluate_marker(spec, wide, runs, min_seeds))
     return pd.DataFrame(rows, columns=COLUMNS).astype({"control": bool})
 
 
