@@ -39,12 +39,12 @@ test-portable: $(STAMP)
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lib tests bench experiments paper
-	$(VENV)/bin/ruff format --check lib tests bench experiments paper
+	$(VENV)/bin/ruff check lib tests bench experiments paper conftest.py
+	$(VENV)/bin/ruff format --check lib tests bench experiments paper conftest.py
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format lib tests bench experiments paper
-	$(VENV)/bin/ruff check --fix lib tests bench experiments paper
+	$(VENV)/bin/ruff format lib tests bench experiments paper conftest.py
+	$(VENV)/bin/ruff check --fix lib tests bench experiments paper conftest.py
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)

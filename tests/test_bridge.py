@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tolerances import assert_close_fp
 
 from alignlab import bridge as B
 from alignlab.checkpoints import save_weights
@@ -23,6 +22,7 @@ from alignlab.models import (
     final_position_loss,
     init_params,
 )
+from alignlab.testing import assert_close_fp
 
 P = 23
 CFG = ModelConfig(p=P, d_model=32, n_heads=4, d_head=8, d_mlp=64)

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tolerances import assert_close_fp
 
 from alignlab.clock_pizza import (
     correct_logits,
@@ -18,6 +17,7 @@ from alignlab.clock_pizza import (
 )
 from alignlab.config import ConfigError, load_experiment
 from alignlab.models import FinalPositionTransformer, ModelConfig, init_params
+from alignlab.testing import assert_close_fp
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "clock_pizza"
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tolerances import assert_close_fp
 
 from alignlab.config import ConfigError, load_experiment, load_yaml, validate
 from alignlab.length_shortcut import longer_wins_fraction
 from alignlab.reward import shortcut as S
 from alignlab.reward.env import Env, EnvConfig, make_pairs
 from alignlab.reward.model import RewardModel, RMConfig, init_params
+from alignlab.testing import assert_close_fp
 
 ENV = EnvConfig(repeat_penalty=30.0)
 

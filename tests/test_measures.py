@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from tolerances import rounding_tol
 
 from alignlab import fourier
 from alignlab.data import build_dataset
@@ -19,6 +18,7 @@ from alignlab.measures import (
     progress_measures,
 )
 from alignlab.models import FinalPositionTransformer, ModelConfig, final_position_loss, init_params
+from alignlab.testing import rounding_tol
 
 torch.set_num_threads(1)
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tolerances import assert_close_fp
 
 from alignlab.bridge import tl_grads, to_bridge
 from alignlab.reward.env import Env, EnvConfig
 from alignlab.reward.model import RewardModel, RMConfig, init_params
+from alignlab.testing import assert_close_fp
 
 ENV = EnvConfig(repeat_penalty=30.0)
 CFG = RMConfig(d_vocab=ENV.d_vocab, n_ctx=ENV.n_ctx, d_model=16, n_layers=2, n_heads=2, d_mlp=32)

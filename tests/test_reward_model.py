@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tolerances import assert_close_fp
 
 from alignlab.reward.env import Env, EnvConfig, make_pairs
 from alignlab.reward.model import RewardModel, RMConfig, init_params, score
 from alignlab.reward.train import pair_metrics, split_pairs
+from alignlab.testing import assert_close_fp
 
 ENV = EnvConfig(repeat_penalty=30.0)
 CFG = RMConfig(d_vocab=ENV.d_vocab, n_ctx=ENV.n_ctx, d_model=16, n_layers=2, n_heads=2, d_mlp=32)

@@ -2,7 +2,7 @@
 # numbers -> figures, on the checkpoints of experiments/grokking at the same scale.
 # Rules files are included alphabetically, so this one comes before grokking's: it loads the
 # grokking config itself and names grokking's outputs by path (never GROK_* or rules.grokking_*).
-from alignlab.circuits import canonical_run_id
+from experiments.circuits.measure import canonical_run_id
 from alignlab.config import expand_runs, load_experiment
 from alignlab.grokking import dataset_id
 
@@ -49,7 +49,7 @@ rule circuits_measures:
         source_run_dir=CIRC_SOURCE,
         other_seeds=CIRC_OTHER,
         analysis=CIRC,
-        code=code("alignlab.circuits"),
+        code=code("experiments.circuits.measure"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -70,7 +70,7 @@ rule circuits_ablations:
     params:
         source_run_dir=CIRC_SOURCE,
         analysis=CIRC,
-        code=code("alignlab.circuits"),
+        code=code("experiments.circuits.ablate"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -93,7 +93,7 @@ rule circuits_summary:
         numbers=f"{CIRC_OUT}/numbers.json",
     params:
         threshold=CIRC["explained_threshold"],
-        code=code("alignlab.circuits"),
+        code=code("experiments.circuits.summary"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -121,7 +121,7 @@ rule circuits_figures:
     params:
         threshold=CIRC["explained_threshold"],
         out_dir=CIRC_FIGS,
-        code=code("alignlab.figures.circuits"),
+        code=code("experiments.circuits.figures"),
     threads: 1
     resources:
         mem_mb=2000,

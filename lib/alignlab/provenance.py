@@ -12,22 +12,29 @@ from pathlib import Path
 import torch
 
 _LIB = Path(__file__).resolve().parent
+# First-party packages whose source counts towards a rule's code version: the library, and the
+# experiments (a folder per experiment, beside lib/ in a checkout; absent from an installed wheel).
+_ROOTS = {"alignlab": _LIB, "experiments": _LIB.parent.parent / "experiments"}
 PACKAGES = ("alignlab", "torch", "transformer-lens", "numpy", "pandas", "scipy", "snakemake")
 
 
 def _module_path(module: str) -> Path:
-    parts = module.split(".")[1:]  # drop the leading "alignlab"
-    path = _LIB.joinpath(*parts)
+    top, *parts = module.split(".")
+    path = _ROOTS[top].joinpath(*parts)
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
+def _first_party(name: str) -> bool:
+    return name.split(".")[0] in _ROOTS
+
+
 def _imported_modules(path: Path) -> set[str]:
-    """alignlab modules that a source file imports (statically, at any depth in the file)."""
+    """First-party modules that a source file imports (statically, at any depth in the file)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("alignlab")}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("alignlab"):
+            found |= {a.name for a in node.names if _first_party(a.name)}
+        elif isinstance(node, ast.ImportFrom) and _first_party(node.module or ""):
             found.add(node.module)
             # `from alignlab import checkpoints` imports a module, not a name
             found |= {f"{node.module}.{a.name}" for a in node.names}
@@ -35,7 +42,7 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 def module_closure(module: str) -> list[Path]:
-    """Source files of `module` and of every alignlab module it imports, transitively."""
+    """Source files of `module` and of every first-party module it imports, transitively."""
     seen, todo = set(), [module]
     while todo:
         name = todo.pop()
@@ -46,12 +53,20 @@ def module_closure(module: str) -> list[Path]:
     return sorted({_module_path(m) for m in seen} | {_LIB / "__init__.py"})
 
 
+def _relative(path: Path) -> str:
+    """A path relative to its package's parent, so the hash is the same in every checkout."""
+    for root in _ROOTS.values():
+        if path.is_relative_to(root):
+            return path.relative_to(root.parent).as_posix()
+    raise ValueError(f"{path} is not first-party code")
+
+
 def code_version(*modules: str) -> str:
-    """Short hash of the library code a computation depends on.
+    """Short hash of the code a computation depends on.
 
     Snakemake reruns a rule when its params or its own script change, but not when a module it
-    imports changes; every rule that runs library code takes this as a param. With `modules`, only
-    those modules and what they import count, so editing a figure does not retrain a model.
+    imports changes; every rule that runs first-party code takes this as a param. With `modules`,
+    only those modules and what they import count, so editing a figure does not retrain a model.
     """
     if modules:
         paths = sorted({path for module in modules for path in module_closure(module)})
@@ -59,7 +74,7 @@ def code_version(*modules: str) -> str:
         paths = sorted(_LIB.rglob("*.py"))
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(path.relative_to(_LIB).as_posix().encode())
+        digest.update(_relative(path).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

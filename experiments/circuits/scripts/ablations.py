@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.circuits import ablate_circuits
 from alignlab.jobs import job
+from experiments.circuits.ablate import ablate_circuits
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.circuits import summarize
 from alignlab.jobs import job
+from experiments.circuits.summary import summarize
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,4 +1,5 @@
-"""Shared test settings: one torch thread (CI has 2 cores) and small deterministic models."""
+"""Shared test settings (every test folder: tests/ and experiments/*/tests/): one torch thread
+(CI has 2 cores) and small deterministic models."""
 
 import pytest
 import torch

@@ -1,15 +1,15 @@
-"""Circuit measures with known answers (alignlab.circuits)."""
+"""Circuit measures with known answers (experiments.circuits)."""
 
 import math
 
 import pytest
 import torch
-from tolerances import assert_close_fp
 
-from alignlab import circuits
 from alignlab.config import ConfigError, load_experiment
 from alignlab.data import build_dataset
 from alignlab.models import FinalPositionTransformer, ModelConfig, init_params
+from alignlab.testing import assert_close_fp
+from experiments.circuits import ablate, measure, spectra, summary
 
 P = 13
 
@@ -29,9 +29,9 @@ def test_cos_cos_neuron_is_fully_explained_by_its_frequency():
             _grid(lambda a, b: torch.cos(k * (a + b)) + 0.1 * torch.sin(2 * (a - b))),
         ]
     )
-    explained = circuits.frequency_explained_2d(grids)
+    explained = spectra.frequency_explained_2d(grids)
     assert explained.shape == (3, (P - 1) // 2)
-    freq, frac = circuits.best_frequency(explained)
+    freq, frac = spectra.best_frequency(explained)
     assert freq.tolist() == [k, k, k]
     assert frac[0].item() == pytest.approx(1.0, abs=1e-12)
     assert frac[1].item() == pytest.approx(1.0, abs=1e-12)
@@ -46,29 +46,29 @@ def test_cross_frequency_and_constant_grids_explain_nothing():
             _grid(lambda a, b: 7.0 + 0 * a),  # constant (a dead neuron)
         ]
     )
-    explained = circuits.frequency_explained_2d(grids)
+    explained = spectra.frequency_explained_2d(grids)
     assert explained[0].max().item() == pytest.approx(0.0, abs=1e-12)
     assert explained[1].abs().max().item() == 0.0
     # a constant float32 grid: FFT rounding must not read as structure
     constant = torch.full((2, P, P), 0.3, dtype=torch.float32)
-    assert circuits.frequency_explained_2d(constant).abs().max().item() == 0.0
+    assert spectra.frequency_explained_2d(constant).abs().max().item() == 0.0
 
 
 def test_fft_measure_matches_the_real_fourier_basis_projection():
     grids = torch.randn(5, P, P, dtype=torch.float64)
-    explained = circuits.frequency_explained_2d(grids)
+    explained = spectra.frequency_explained_2d(grids)
     centred = grids - grids.mean(dim=(-2, -1), keepdim=True)
     total = centred.square().sum(dim=(-2, -1))
     for k in (1, 3, 6):
-        mask = circuits._mask_2d(P, [k], constant=False)
-        proj = circuits.project_grid(grids.permute(1, 2, 0), mask)
+        mask = ablate._mask_2d(P, [k], constant=False)
+        proj = ablate.project_grid(grids.permute(1, 2, 0), mask)
         share = proj.square().sum(dim=(0, 1)) / total
         torch.testing.assert_close(explained[:, k - 1], share)
 
 
 def test_one_dimensional_measure():
     x = 2 * math.pi * torch.arange(P, dtype=torch.float64) / P
-    explained = circuits.frequency_explained_1d(torch.stack([torch.sin(3 * x) + 2, x * 0]))
+    explained = spectra.frequency_explained_1d(torch.stack([torch.sin(3 * x) + 2, x * 0]))
     assert explained[0, 2].item() == pytest.approx(1.0)
     assert explained[1].abs().max().item() == 0.0
 
@@ -78,10 +78,10 @@ def test_w_l_from_three_frequencies_has_rank_six():
     c = 2 * math.pi * torch.arange(P, dtype=torch.float64) / P
     waves = torch.stack([f(k * c) for k in freqs for f in (torch.cos, torch.sin)])  # [6, p]
     W_L = torch.randn(40, 6, dtype=torch.float64) @ waves + torch.randn(40, 1, dtype=torch.float64)
-    svals = circuits.wl_singular_values(W_L)
+    svals = spectra.wl_singular_values(W_L)
     assert (svals > 1e-9 * svals[0]).sum().item() == 6
-    assert circuits.top_share(svals, 6).item() == pytest.approx(1.0, abs=1e-12)
-    assert circuits.top_share(svals, 3).item() < 0.9
+    assert spectra.top_share(svals, 6).item() == pytest.approx(1.0, abs=1e-12)
+    assert spectra.top_share(svals, 3).item() < 0.9
 
 
 def _logits(alpha: dict[int, float], extra=None) -> torch.Tensor:
@@ -97,19 +97,19 @@ def _logits(alpha: dict[int, float], extra=None) -> torch.Tensor:
 
 
 def test_cos_sum_share_is_one_for_the_clock_form_and_sums_over_frequencies():
-    share = circuits.cos_sum_explained(_logits({2: 1.0, 5: 0.5}))
+    share = spectra.cos_sum_explained(_logits({2: 1.0, 5: 0.5}))
     assert share.sum().item() == pytest.approx(1.0, abs=1e-12)
     assert share[1].item() == pytest.approx(0.8, abs=1e-12)  # 1 / (1 + 0.25)
     assert share[4].item() == pytest.approx(0.2, abs=1e-12)
     # a sin(w(a + b - c)) term is orthogonal to the cos form: half the variance unexplained
-    share = circuits.cos_sum_explained(
+    share = spectra.cos_sum_explained(
         _logits({2: 1.0}, extra=lambda a, b, c: torch.sin(2 * (a + b - c)))
     )
     assert share.sum().item() == pytest.approx(0.5, abs=1e-12)
 
 
 def test_logit_spectrum_sits_on_the_key_frequency_terms():
-    spectrum = circuits.logit_spectrum(_logits({3: 1.0}))
+    spectrum = spectra.logit_spectrum(_logits({3: 1.0}))
     cos3, sin3 = 5, 6
     big = spectrum > 1e-9 * spectrum.max()
     assert set(map(tuple, torch.nonzero(big).tolist())) == {
@@ -133,7 +133,7 @@ def test_internals_match_the_model_and_the_bridge(tiny):
     # weights' dtype), so that fp32 rounding, which depends on the CPU's kernels, cannot decide.
     cfg, params, _ = tiny
     params = {k: v.double() for k, v in params.items()}
-    inner = circuits.internals({k: v[None] for k, v in params.items()}, cfg)
+    inner = spectra.internals({k: v[None] for k, v in params.items()}, cfg)
     a, b = torch.arange(P).repeat_interleave(P), torch.arange(P).repeat(P)
     with torch.no_grad():
         expected = FinalPositionTransformer(cfg, params)(a, b)
@@ -149,10 +149,10 @@ def test_internals_match_the_model_and_the_bridge(tiny):
 
 def test_removing_a_frequency_the_neurons_lack_changes_nothing(tiny):
     cfg, params, _ = tiny
-    post = circuits.internals({k: v[None] for k, v in params.items()}, cfg)["post"][0].double()
-    only_two = circuits.project_grid(post, circuits._mask_2d(P, [2], constant=True))
+    post = spectra.internals({k: v[None] for k, v in params.items()}, cfg)["post"][0].double()
+    only_two = ablate.project_grid(post, ablate._mask_2d(P, [2], constant=True))
     none = torch.tensor([], dtype=torch.long)
-    fns = circuits.interventions(P, [2, 5], none, none)
+    fns = ablate.interventions(P, [2, 5], none, none)
     torch.testing.assert_close(fns[("remove_key_freq", "5")](only_two), only_two)
     torch.testing.assert_close(fns[("keep_only_key_freqs", "")](only_two), only_two)
     # removing frequency 2 leaves each neuron's constant only
@@ -164,21 +164,21 @@ def test_ablations_through_the_bridge(tiny):
     cfg, params, dataset = tiny
     frac = torch.zeros(cfg.d_mlp)
     frac[: cfg.d_mlp // 2] = 1.0  # half the neurons "explained"
-    table = circuits.ablation_table("r", 0, params, cfg, dataset, [2, 5], frac, 0.85)
+    table = ablate.ablation_table("r", 0, params, cfg, dataset, [2, 5], frac, 0.85)
     assert set(table.split) == {"train", "test"}
     assert (table[table.intervention == "none"].delta_loss == 0).all()
     changed = table[table.intervention == "remove_all_key_freqs"].delta_loss.abs()
     assert (changed > 0).all()
     # Logits that do not read the neurons (W_out = 0): no intervention on them changes anything.
     deaf = dict(params) | {"blocks.0.mlp.W_out": torch.zeros_like(params["blocks.0.mlp.W_out"])}
-    table = circuits.ablation_table("r", 0, deaf, cfg, dataset, [2, 5], frac, 0.85)
+    table = ablate.ablation_table("r", 0, deaf, cfg, dataset, [2, 5], frac, 0.85)
     assert table.delta_loss.abs().max() < 1e-12
 
 
 def test_config_is_validated_and_names_the_key(tmp_path):
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "experiments" / "circuits"
+    root = Path(__file__).resolve().parents[1]  # the experiment folder
     block = load_experiment(root, "smoke")
     assert block["defaults"]["explained_threshold"] == 0.85
     bad = tmp_path / "circuits"
@@ -202,7 +202,7 @@ def test_rule_functions_end_to_end(tmp_path, tiny):
 
     from alignlab.checkpoints import save_weights, step_path
     from alignlab.data import save_dataset
-    from alignlab.figures.circuits import circuits_figures
+    from experiments.circuits.figures import circuits_figures
 
     cfg, _, dataset = tiny
     run_dir = tmp_path / "seed0-abc"
@@ -227,7 +227,7 @@ def test_rule_functions_end_to_end(tmp_path, tiny):
         name: tmp_path / f"{name}.parquet"
         for name in ("measures", "spectrum", "runs", "ablations", "markers")
     }
-    circuits.measure_circuits(
+    measure.measure_circuits(
         run_dir,
         tmp_path / "data.parquet",
         run_dir / "key_frequencies.json",
@@ -236,14 +236,14 @@ def test_rule_functions_end_to_end(tmp_path, tiny):
         out["spectrum"],
         out["runs"],
     )
-    circuits.ablate_circuits(
+    ablate.ablate_circuits(
         run_dir,
         tmp_path / "data.parquet",
         run_dir / "key_frequencies.json",
         analysis,
         out["ablations"],
     )
-    circuits.summarize(
+    summary.summarize(
         out["measures"],
         out["ablations"],
         out["runs"],
@@ -252,7 +252,7 @@ def test_rule_functions_end_to_end(tmp_path, tiny):
         tmp_path / "numbers.json",
     )
     measures, runs = pd.read_parquet(out["measures"]), pd.read_parquet(out["runs"])
-    assert list(measures.columns) == circuits.COLUMNS
+    assert list(measures.columns) == measure.COLUMNS
     assert not measures.duplicated(["run_id", "step", "measure", "component"]).any()
     assert set(runs.model) == {"trained", "random_init"} and "seed" in runs
     assert set(measures.run_id) == set(runs.run_id)

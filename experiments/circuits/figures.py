@@ -200,7 +200,7 @@ def ablations_figure(ablations, runs):
         axes[0], ((trained, "trained"), (control, "random init")), strict=True
     ):
         rows = ablations[(ablations.run_id == run_id) & (ablations.intervention != "none")]
-        # rows are in the order the interventions were run (see alignlab.circuits.interventions)
+        # rows are in the order the interventions were run (see ablate.interventions)
         labels = list(
             dict.fromkeys(
                 f"{i} {f}".strip() for i, f in zip(rows.intervention, rows.frequency, strict=True)

@@ -1,0 +1,33 @@
+"""The house layout: the shared library never imports an experiment."""
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module or "")
+    return found
+
+
+def test_the_library_imports_no_experiment():
+    offenders = {
+        str(path.relative_to(REPO)): sorted(
+            m for m in _imports(path) if m.startswith("experiments")
+        )
+        for path in (REPO / "lib" / "alignlab").rglob("*.py")
+        if "templates" not in path.parts  # files the scaffold fills in, not importable code
+    }
+    assert {path: mods for path, mods in offenders.items() if mods} == {}
+
+
+def test_the_check_sees_an_experiment_import(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from experiments.circuits import spectra\n")
+    assert "experiments.circuits" in _imports(module)
