@@ -21,7 +21,7 @@ import torch
 from alignlab import checkpoints as ckpt
 from alignlab import faults
 from alignlab.data import build_dataset, save_dataset
-from alignlab.grokking import train_run
+from alignlab.modular import train_run
 
 RUN = {
     "p": 23,

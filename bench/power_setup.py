@@ -21,7 +21,7 @@ from pathlib import Path
 
 from alignlab.config import load_experiment
 from alignlab.data import build_dataset
-from alignlab.grokking import model_config, train_config
+from alignlab.modular import model_config, train_config
 from alignlab.scaling import expand_sweeps, milestone
 from alignlab.train import train
 

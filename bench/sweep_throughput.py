@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from alignlab.data import build_dataset
-from alignlab.grokking import model_config, train_config
+from alignlab.modular import model_config, train_config
 from alignlab.runtime import configure_torch
 from alignlab.train import train
 from alignlab.vectorized import train_vectorized

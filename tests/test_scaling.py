@@ -10,7 +10,7 @@ import yaml
 
 from alignlab.config import ConfigError, load_experiment
 from alignlab.data import build_dataset, save_dataset
-from alignlab.grokking import train_run
+from alignlab.modular import train_run
 from alignlab.scaling import (
     classify_phase,
     collect,

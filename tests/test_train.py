@@ -8,7 +8,7 @@ import torch
 from alignlab import checkpoints as ckpt
 from alignlab import faults
 from alignlab.data import build_dataset, save_dataset
-from alignlab.grokking import model_config, train_config, train_run
+from alignlab.modular import model_config, train_config, train_run
 from alignlab.train import (
     TrainConfig,
     TrainingDiverged,

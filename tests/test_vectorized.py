@@ -6,8 +6,8 @@ import torch
 
 from alignlab.checkpoints import list_checkpoints, load_weights, step_path
 from alignlab.data import build_dataset
-from alignlab.grokking import model_config, train_config
 from alignlab.models import FinalPositionTransformer, ModelConfig, final_position_loss, init_params
+from alignlab.modular import model_config, train_config
 from alignlab.testing import assert_close_fp, rounding_tol
 from alignlab.train import TrainConfig, make_optimizer, set_warmup_lr, train
 from alignlab.vectorized import (

@@ -4,7 +4,7 @@
 # grokking config itself and names grokking's outputs by path (never GROK_* or rules.grokking_*).
 from experiments.circuits.measure import canonical_run_id
 from alignlab.config import expand_runs, load_experiment
-from alignlab.grokking import dataset_id
+from alignlab.modular import dataset_id
 
 (CIRC,) = expand_runs(load_experiment(ROOT / "experiments/circuits", SCALE)).values()
 CIRC_GROK_RUNS = expand_runs(load_experiment(ROOT / "experiments/grokking", SCALE))

@@ -1,7 +1,7 @@
 # Clock vs pizza (Zhong et al. 2023): dataset -> train per attention rate -> measures -> figure.
 from alignlab.config import expand_runs, load_experiment
-from alignlab.grokking import dataset_id as cp_dataset_id
-from alignlab.grokking import dataset_spec as cp_dataset_spec
+from alignlab.modular import dataset_id as cp_dataset_id
+from alignlab.modular import dataset_spec as cp_dataset_spec
 
 CP = load_experiment(ROOT / "experiments/clock_pizza", SCALE)
 CP_RUNS = expand_runs(CP)
@@ -22,7 +22,7 @@ rule clock_pizza_dataset:
         "data/clock_pizza/{dataset}.parquet",
     params:
         spec=lambda wc: CP_DATASETS[wc.dataset],
-        code=code("alignlab.grokking"),
+        code=code("alignlab.modular"),
     threads: 1
     resources:
         mem_mb=500,

@@ -1,6 +1,6 @@
 # Grokking on modular addition (Nanda et al. 2023): dataset -> train -> measures -> figures.
 from alignlab.config import expand_runs, load_experiment
-from alignlab.grokking import dataset_id, dataset_spec
+from alignlab.modular import dataset_id, dataset_spec
 
 GROK = load_experiment(ROOT / "experiments/grokking", SCALE)
 GROK_RUNS = expand_runs(GROK)
@@ -21,7 +21,7 @@ rule grokking_dataset:
         "data/grokking/{dataset}.parquet",
     params:
         spec=lambda wc: GROK_DATASETS[wc.dataset],
-        code=code("alignlab.grokking"),
+        code=code("alignlab.modular"),
     threads: 1
     resources:
         mem_mb=500,
@@ -43,7 +43,7 @@ rule grokking_train:
     params:
         run=lambda wc: GROK_RUNS[wc.run_id],
         run_dir=lambda wc: f"{GROK_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.grokking"),
+        code=code("alignlab.modular"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -67,7 +67,7 @@ rule grokking_measures:
     params:
         run_dir=lambda wc: f"{GROK_OUT}/runs/{wc.run_id}",
         key_freq_threshold=GROK_ANALYSIS["key_freq_threshold"],
-        code=code("alignlab.grokking"),
+        code=code("alignlab.modular"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -89,7 +89,7 @@ rule grokking_collect:
     params:
         run_ids=sorted(GROK_RUNS),
         runs=GROK_RUNS,
-        code=code("alignlab.grokking"),
+        code=code("alignlab.modular"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -108,7 +108,7 @@ rule grokking_phases:
         phases=f"{GROK_OUT}/phases.parquet",
         markers=f"{GROK_OUT}/markers.parquet",
     params:
-        code=code("alignlab.phases"),
+        code=code("experiments.grokking.phases"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -134,7 +134,7 @@ rule grokking_figures:
     params:
         canonical_seed=GROK_ANALYSIS["canonical_seed"],
         out_dir=GROK_FIGS,
-        code=code("alignlab.figures.grokking"),
+        code=code("experiments.grokking.figures"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -154,7 +154,7 @@ rule grokking_numbers:
         f"{GROK_OUT}/numbers.json",
     params:
         canonical_seed=GROK_ANALYSIS["canonical_seed"],
-        code=code("alignlab.grokking"),
+        code=code("experiments.grokking.numbers"),
     threads: 1
     resources:
         mem_mb=1000,

@@ -3,7 +3,7 @@
 # The grokking config is loaded here, not taken from experiments/grokking/rules.smk, and its
 # files are referred to by path, so this file does not depend on the include order.
 from alignlab.config import expand_runs, load_experiment
-from alignlab.grokking import dataset_id as grok_dataset_id
+from alignlab.modular import dataset_id as grok_dataset_id
 from alignlab.llc import dataset_id as llc_dataset_id
 
 LLC = load_experiment(ROOT / "experiments/llc", SCALE)

@@ -2,7 +2,7 @@
 # dataset -> train (one job per run; on a GPU one job per group of same-shape runs) -> summary
 # per run -> runs table -> markers, figures, numbers.
 from alignlab.config import load_experiment
-from alignlab.grokking import dataset_id, dataset_spec
+from alignlab.modular import dataset_id, dataset_spec
 from alignlab.runtime import resolve_device
 from alignlab.scaling import expand_sweeps, vectorized_groups
 
@@ -43,7 +43,7 @@ rule scaling_dataset:
         "data/scaling/{dataset}.parquet",
     params:
         spec=lambda wc: SCAL_DATASETS[wc.dataset],
-        code=code("alignlab.grokking"),
+        code=code("alignlab.modular"),
     threads: 1
     resources:
         mem_mb=500,
@@ -67,7 +67,7 @@ rule scaling_train:
     params:
         run=lambda wc: SCAL_RUNS[wc.run_id],
         run_dir=lambda wc: f"{SCAL_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.grokking"),
+        code=code("alignlab.modular"),
     threads: 1
     resources:
         mem_mb=1500,

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from alignlab.checkpoints import list_checkpoints, load_weights
-from alignlab.grokking import collect, model_config, train_run
 from alignlab.models import ACTIVATIONS, FinalPositionTransformer, ModelConfig
+from alignlab.modular import collect, model_config, train_run
 
 __all__ = [
     "collect",

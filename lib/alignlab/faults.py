@@ -17,13 +17,13 @@ from alignlab import checkpoints as ckpt
 
 _CHILD = """
 import json, sys
-from alignlab.grokking import train_run
+from alignlab.modular import train_run
 train_run(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], threads=1)
 """
 
 
 def start_training(run: dict, dataset_path: Path, run_dir: Path) -> subprocess.Popen:
-    """alignlab.grokking.train_run in a child process (resumes if run_dir holds a resume state)."""
+    """alignlab.modular.train_run in a child process (resumes if run_dir holds a resume state)."""
     args = [sys.executable, "-c", _CHILD, json.dumps(run), str(dataset_path), str(run_dir)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -8,7 +8,7 @@ Four sweeps share one config (experiments/scaling/config.yaml), each a grid over
 - width: d_model / d_mlp; grokking step and the number of key frequencies vs size;
 - weight_decay: including wd = 0, the control that does not grok.
 
-Every run trains with `alignlab.grokking.train_run` (CPU: one 1-thread job per run, early stop on)
+Every run trains with `alignlab.modular.train_run` (CPU: one 1-thread job per run, early stop on)
 or, on a GPU, together with the runs of its shape in one vectorized model
 (`alignlab.vectorized.train_group`). Training lives in those modules, not here, so that editing
 this module's analysis never invalidates a training job (each rule hashes the code it runs).
@@ -39,8 +39,8 @@ import pandas as pd
 
 from alignlab.checkpoints import list_checkpoints, load_weights
 from alignlab.config import expand_runs, load_experiment
-from alignlab.grokking import dataset_id, model_config
 from alignlab.measures import final_key_frequencies
+from alignlab.modular import dataset_id, model_config
 from alignlab.provenance import config_hash
 from alignlab.tables import flat_config
 

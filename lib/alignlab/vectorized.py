@@ -36,8 +36,8 @@ import torch.nn.functional as F
 
 from alignlab import checkpoints as ckpt
 from alignlab.data import ModularDataset, load_dataset
-from alignlab.grokking import model_config, train_config
 from alignlab.models import ACTIVATIONS, ModelConfig, init_params, param_shapes
+from alignlab.modular import model_config, train_config
 from alignlab.provenance import provenance, write_json
 from alignlab.runtime import configure_torch, resolve_device
 from alignlab.train import TrainConfig, TrainingDiverged, checkpoint_schedule
@@ -340,7 +340,7 @@ def shapes_match(cfg: ModelConfig, params: dict[str, torch.Tensor]) -> bool:
 def train_group(
     runs: Sequence[dict], dataset_path: Path, run_dirs: Sequence[Path], threads: int
 ) -> None:
-    """Flat run configs (as `alignlab.grokking.train_run` takes) of one shape and dataset, as one
+    """Flat run configs (as `alignlab.modular.train_run` takes) of one shape and dataset, as one
     vectorized model; outputs split per run into `run_dirs`."""
     cfgs = {model_config(run) for run in runs}
     if len(cfgs) != 1:

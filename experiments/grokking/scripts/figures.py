@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.figures.grokking import grokking_figures
 from alignlab.jobs import job
+from experiments.grokking.figures import grokking_figures
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.grokking import numbers
 from alignlab.jobs import job
+from experiments.grokking.numbers import numbers
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,4 +1,5 @@
-"""The grokking experiment's steps, one function per Snakemake rule.
+"""One modular-arithmetic run, the steps every experiment on it shares: dataset -> train ->
+progress measures -> collect (used by grokking, clock_pizza, scaling, circuits and llc).
 
 A run config is a flat dict (the experiment config's `defaults` plus the run's overrides); these
 functions turn it into the library's typed configs and write each rule's outputs.
@@ -91,69 +92,3 @@ def collect(
     pd.concat(frames, ignore_index=True).to_parquet(out_measures, index=False)
     meta = pd.DataFrame([{"run_id": rid, **flat_config(runs[rid])} for rid in run_ids])
     meta.to_parquet(out_runs, index=False)
-
-
-def numbers(measures_path, runs_path, markers_path, canonical_seed: int, out: Path) -> None:
-    """The numbers the paper quotes, from the canonical run's tables, as {name: value} JSON."""
-    runs = pd.read_parquet(runs_path)
-    canonical = runs[(runs.seed == canonical_seed) & (runs.weight_decay > 0)].iloc[0]
-    markers = pd.read_parquet(markers_path)
-    values = markers[markers.run_id == canonical.run_id].set_index("marker")["value"]
-    measures = pd.read_parquet(measures_path)
-    keys = measures[(measures.run_id == canonical.run_id) & (measures.measure == "final_key_freq")]
-    control = runs[runs.weight_decay == 0]
-    result = {
-        "p": int(canonical.p),
-        "frac_train": float(canonical.frac_train),
-        "lr": float(canonical.lr),
-        "steps": int(canonical.steps),
-        "n_seeds": int((runs.weight_decay > 0).sum()),
-        "key_freqs": ", ".join(sorted(keys.component, key=int)),
-        "n_key_freqs": len(keys),
-        **{name: float(values[name]) for name in _NUMBER_MARKERS},
-    }
-    if len(control):
-        control_values = markers[markers.run_id == control.run_id.iloc[0]].set_index("marker")
-        result["control_test_acc"] = float(control_values.loc["final_test_acc", "value"])
-    result |= _across_seeds(runs[runs.weight_decay > 0], markers, measures)
-    Path(out).write_text(json.dumps(result, indent=2) + "\n")
-
-
-def _across_seeds(runs: pd.DataFrame, markers: pd.DataFrame, measures: pd.DataFrame) -> dict:
-    """Every seed's test-loss fall, key-frequency count and last epoch, as the text lists them."""
-    wide = markers.pivot_table(index="run_id", columns="marker", values="value", dropna=False)
-    last = measures.groupby("run_id").step.max()
-    rows = runs.sort_values("seed")
-
-    def listing(values) -> str:
-        return "; ".join(
-            f"seed {int(seed)}: " + ("never" if pd.isna(v) else f"{v:,.0f}")
-            for seed, v in zip(rows.seed, values, strict=True)
-        )
-
-    return {
-        "test_fall_by_seed": listing(wide.reindex(rows.run_id)["test_fall"]),
-        "n_key_freqs_by_seed": listing(wide.reindex(rows.run_id)["n_key_freqs"]),
-        "last_epoch_by_seed": listing(last.reindex(rows.run_id)),
-        "stop_rule": _stop_rule(rows.iloc[0]),
-    }
-
-
-def _stop_rule(run: pd.Series) -> str:
-    patience = run.get("early_stop_patience")
-    if patience is None or pd.isna(patience):
-        return "without early stopping"
-    acc = 100 * float(run.get("early_stop_acc", 0.99))
-    return f"stopping {int(patience):,} epochs after test accuracy first holds at {acc:g}%"
-
-
-_NUMBER_MARKERS = (
-    "memorization_end",
-    "circuit_end",
-    "cleanup_end",
-    "restricted_fall",
-    "test_fall",
-    "excluded_rise_ratio",
-    "norm_fall_ratio",
-    "final_test_acc",
-)

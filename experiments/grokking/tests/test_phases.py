@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alignlab.phases import boundaries, phase_spans, run_markers
+from experiments.grokking.phases import boundaries, phase_spans, run_markers
 
 P = 113
 CHANCE = math.log(P)
