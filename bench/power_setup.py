@@ -22,8 +22,8 @@ from pathlib import Path
 from alignlab.config import load_experiment
 from alignlab.data import build_dataset
 from alignlab.modular import model_config, train_config
-from alignlab.scaling import expand_sweeps, milestone
 from alignlab.train import train
+from experiments.scaling.sweeps import expand_sweeps, milestone
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "power_setup.csv"

@@ -44,7 +44,7 @@ rule clock_pizza_train:
     params:
         run=lambda wc: CP_RUNS[wc.run_id],
         run_dir=lambda wc: f"{CP_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.clock_pizza"),
+        code=code("experiments.clock_pizza.measures"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -68,7 +68,7 @@ rule clock_pizza_measures:
         n_samples=CP_ANALYSIS["n_samples"],
         sample_seed=CP_ANALYSIS["sample_seed"],
         every=CP_ANALYSIS["measure_every"],
-        code=code("alignlab.clock_pizza"),
+        code=code("experiments.clock_pizza.measures"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -90,7 +90,7 @@ rule clock_pizza_collect:
     params:
         run_ids=sorted(CP_RUNS),
         runs=CP_RUNS,
-        code=code("alignlab.clock_pizza"),
+        code=code("experiments.clock_pizza.measures"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -108,7 +108,7 @@ rule clock_pizza_markers:
     output:
         f"{CP_OUT}/markers.parquet",
     params:
-        code=code("alignlab.clock_pizza"),
+        code=code("experiments.clock_pizza.measures"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -132,7 +132,7 @@ rule clock_pizza_figures:
         ],
     params:
         out_dir=CP_FIGS,
-        code=code("alignlab.figures.clock_pizza"),
+        code=code("experiments.clock_pizza.figures"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -150,7 +150,7 @@ rule clock_pizza_numbers:
     output:
         f"{CP_OUT}/numbers.json",
     params:
-        code=code("alignlab.clock_pizza"),
+        code=code("experiments.clock_pizza.measures"),
     threads: 1
     resources:
         mem_mb=500,

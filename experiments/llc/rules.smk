@@ -4,7 +4,7 @@
 # files are referred to by path, so this file does not depend on the include order.
 from alignlab.config import expand_runs, load_experiment
 from alignlab.modular import dataset_id as grok_dataset_id
-from alignlab.llc import dataset_id as llc_dataset_id
+from experiments.llc.mlp import dataset_id as llc_dataset_id
 
 LLC = load_experiment(ROOT / "experiments/llc", SCALE)
 LLC_OUT = f"results/llc/{SCALE}"
@@ -49,7 +49,7 @@ rule llc_dataset:
             {k: run[k] for k in ("p", "frac_train", "data_seed")}
             for run in LLC_MLP_RUNS.values() if llc_dataset_id(run) == wc.dataset
         ),
-        code=code("alignlab.llc"),
+        code=code("experiments.llc.mlp"),
     threads: 1
     resources:
         mem_mb=500,
@@ -71,7 +71,7 @@ rule llc_train_mlp:
     params:
         run=lambda wc: LLC_MLP_RUNS[wc.run_id],
         run_dir=lambda wc: f"{LLC_OUT}/mlp/{wc.run_id}",
-        code=code("alignlab.llc"),
+        code=code("experiments.llc.mlp"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -96,7 +96,7 @@ rule llc_mlp:
         run_dir=lambda wc: f"{LLC_OUT}/mlp/{wc.run_id}",
         sgld=LLC["mlp_sgld"],
         every=None,  # every MLP checkpoint
-        code=code("alignlab.llc"),
+        code=code("experiments.llc.estimate"),
     threads: 1
     resources:
         mem_mb=3000,
@@ -124,7 +124,7 @@ rule llc_transformer:
         run_dir=lambda wc: f"{LLC_GROK_OUT}/runs/{wc.run_id}",
         sgld=LLC["transformer_sgld"],
         every=LLC["transformer"]["every"],
-        code=code("alignlab.llc"),
+        code=code("experiments.llc.estimate"),
     threads: 1
     resources:
         mem_mb=3000,
@@ -149,7 +149,7 @@ rule llc_collect:
     params:
         run_ids=LLC_RUN_IDS,
         runs=LLC_META,
-        code=code("alignlab.llc"),
+        code=code("experiments.llc.summary"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -168,7 +168,7 @@ rule llc_markers:
     output:
         f"{LLC_OUT}/markers.parquet",
     params:
-        code=code("alignlab.llc"),
+        code=code("experiments.llc.summary"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -193,7 +193,7 @@ rule llc_figures:
         ],
     params:
         out_dir=LLC_FIGS,
-        code=code("alignlab.figures.llc"),
+        code=code("experiments.llc.figures"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -211,7 +211,7 @@ rule llc_numbers:
     output:
         f"{LLC_OUT}/numbers.json",
     params:
-        code=code("alignlab.llc"),
+        code=code("experiments.llc.summary"),
     threads: 1
     resources:
         mem_mb=1000,

@@ -4,7 +4,7 @@
 from alignlab.config import load_experiment
 from alignlab.modular import dataset_id, dataset_spec
 from alignlab.runtime import resolve_device
-from alignlab.scaling import expand_sweeps, vectorized_groups
+from experiments.scaling.sweeps import expand_sweeps, vectorized_groups
 
 SCAL = load_experiment(ROOT / "experiments/scaling", SCALE)
 SCAL_RUNS = expand_sweeps(SCAL)
@@ -118,7 +118,7 @@ rule scaling_summary:
         run=lambda wc: SCAL_RUNS[wc.run_id],
         run_dir=lambda wc: f"{SCAL_OUT}/runs/{wc.run_id}",
         analysis=SCAL_ANALYSIS,
-        code=code("alignlab.scaling"),
+        code=code("experiments.scaling.sweeps"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -136,7 +136,7 @@ rule scaling_collect:
         runs=f"{SCAL_OUT}/runs.parquet",
         curves=f"{SCAL_OUT}/curves.parquet",
     params:
-        code=code("alignlab.scaling"),
+        code=code("experiments.scaling.sweeps"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -153,7 +153,7 @@ rule scaling_markers:
     output:
         f"{SCAL_OUT}/markers.parquet",
     params:
-        code=code("alignlab.scaling"),
+        code=code("experiments.scaling.sweeps"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -178,7 +178,7 @@ rule scaling_figures:
     params:
         out_dir=SCAL_FIGS,
         analysis=SCAL_ANALYSIS,
-        code=code("alignlab.figures.scaling"),
+        code=code("experiments.scaling.figures"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -195,7 +195,7 @@ rule scaling_numbers:
     output:
         f"{SCAL_OUT}/numbers.json",
     params:
-        code=code("alignlab.scaling"),
+        code=code("experiments.scaling.sweeps"),
     threads: 1
     resources:
         mem_mb=1000,

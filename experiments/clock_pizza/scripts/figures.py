@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.figures.clock_pizza import clock_pizza_figures
 from alignlab.jobs import job
+from experiments.clock_pizza.figures import clock_pizza_figures
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.llc import make_dataset
+from experiments.llc.mlp import make_dataset
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

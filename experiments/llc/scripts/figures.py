@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.figures.llc import llc_figures
 from alignlab.jobs import job
+from experiments.llc.figures import llc_figures
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

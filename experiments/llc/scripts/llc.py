@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.llc import llc_run
+from experiments.llc.estimate import llc_run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

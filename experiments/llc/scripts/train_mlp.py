@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.llc import train_mlp
+from experiments.llc.mlp import train_mlp
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

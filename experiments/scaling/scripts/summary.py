@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.scaling import summarize_run
+from experiments.scaling.sweeps import summarize_run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

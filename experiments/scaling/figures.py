@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from alignlab.figures.style import COLORS, DOUBLE, figure, house_style, legend_below, save
-from alignlab.scaling import median_steps
+from experiments.scaling.sweeps import median_steps
 
 # Okabe-Ito, one colour per phase and per operation (colour-blind safe).
 PHASE_COLORS = {

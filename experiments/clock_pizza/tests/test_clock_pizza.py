@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from alignlab.clock_pizza import (
+from alignlab.config import ConfigError, load_experiment
+from alignlab.models import FinalPositionTransformer, ModelConfig, init_params
+from alignlab.testing import assert_close_fp
+from experiments.clock_pizza.measures import (
     correct_logits,
     distance_irrelevance,
     gradient_symmetricity,
@@ -15,11 +18,8 @@ from alignlab.clock_pizza import (
     logits_from_embeddings,
     symmetricity_of_model,
 )
-from alignlab.config import ConfigError, load_experiment
-from alignlab.models import FinalPositionTransformer, ModelConfig, init_params
-from alignlab.testing import assert_close_fp
 
-EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "clock_pizza"
+EXPERIMENT = Path(__file__).resolve().parents[1]
 
 
 def _model(

@@ -11,7 +11,7 @@ from torch import nn
 
 from alignlab.checkpoints import list_checkpoints, load_weights
 from alignlab.config import ConfigError, load_experiment
-from alignlab.llc import (
+from experiments.llc.estimate import (
     ChainFailure,
     SGLDConfig,
     _load_model,
@@ -20,13 +20,11 @@ from alignlab.llc import (
     estimate_llc,
     final_position_token_loss,
     llc_from_trace,
-    make_dataset,
-    mlp_schedule,
     select_checkpoints,
-    train_mlp,
 )
+from experiments.llc.mlp import make_dataset, mlp_schedule, train_mlp
 
-EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "llc"
+EXPERIMENT = Path(__file__).resolve().parents[1]
 
 
 def test_estimate_uses_the_trace_after_burn_in():

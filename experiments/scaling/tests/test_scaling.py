@@ -11,7 +11,7 @@ import yaml
 from alignlab.config import ConfigError, load_experiment
 from alignlab.data import build_dataset, save_dataset
 from alignlab.modular import train_run
-from alignlab.scaling import (
+from experiments.scaling.sweeps import (
     classify_phase,
     collect,
     describe_model,
@@ -25,7 +25,7 @@ from alignlab.scaling import (
     vectorized_groups,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 EXPERIMENT = REPO / "experiments" / "scaling"
 ANALYSIS = {"target_acc": 0.99, "phase_acc": 0.9, "phase_gap": 1000, "key_freq_threshold": 0.2}
 NAN = math.nan
