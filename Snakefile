@@ -21,6 +21,12 @@ def code(module):
 
 ROOT = Path(workflow.basedir)
 TARGETS = {}  # experiment name -> list of final outputs
+# experiment name -> {"runs": {run_id: run config}, "runtime": minutes, "grouped": run ids another
+# rule trains}: the modular-arithmetic runs the shared dataset and train rules make for it
+# (lib/alignlab/workflow/modular.smk).
+MODULAR = {}
+# Experiments whose outputs others read (their rules files define the names the others use).
+UPSTREAM = ["grokking"]
 
 
 rule all:
@@ -31,9 +37,15 @@ rule all:
         lambda wc: PAPER_TARGETS,
 
 
-for rules_file in sorted((ROOT / "experiments").glob("*/rules.smk")):
+for rules_file in sorted(
+    (ROOT / "experiments").glob("*/rules.smk"),
+    key=lambda path: (path.parent.name not in UPSTREAM, path.parent.name),
+):
 
     include: rules_file
+
+
+include: "lib/alignlab/workflow/modular.smk"
 
 
 include: "paper/rules.smk"

@@ -51,7 +51,7 @@ def test_scaffolded_experiment_is_planned_by_the_dag(repo_copy):
             repo_copy, "snakemake", "-n", "--cores", "1", "--config", f"scale={scale}"
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        assert "toy_decay_run" in result.stdout and "grokking_train" in result.stdout
+        assert "toy_decay_run" in result.stdout and "experiment=grokking" in result.stdout
 
 
 def test_scaffolded_experiment_runs_end_to_end(repo_copy):

@@ -82,7 +82,7 @@ def test_laptop_and_paper_scales_plan(tmp_path):
     for scale in ("laptop", "paper"):
         result = _snakemake(tmp_path, "--config", f"scale={scale}", "-n")
         assert result.returncode == 0, result.stderr[-2000:]
-        assert "grokking_train" in result.stdout
+        assert "experiment=grokking, run_id=" in result.stdout  # modular_train's jobs
 
 
 def test_paper_pdf_is_planned_only_with_tex(tmp_path):
@@ -103,7 +103,7 @@ def test_slurm_profile_plans_the_paper_grid(tmp_path):
         "-n",
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    runs = result.stdout.count("rule grokking_train:")
+    runs = result.stdout.count("experiment=grokking, run_id=")  # modular_train's jobs
     assert runs == 6  # 5 seeds + the control
 
 
@@ -111,6 +111,7 @@ def test_bad_config_stops_snakemake_before_any_work(tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "experiments", repo / "experiments")
     shutil.copy(REPO / "Snakefile", repo / "Snakefile")
+    shutil.copytree(REPO / "lib" / "alignlab" / "workflow", repo / "lib" / "alignlab" / "workflow")
     config_path = repo / "experiments" / "grokking" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["smoke"]["defaults"]["weight_decay"] = -1

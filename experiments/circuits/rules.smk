@@ -1,20 +1,20 @@
 # Circuits of the grokked transformer (Nanda et al. 2023): measures -> ablations -> markers,
 # numbers -> figures, on the checkpoints of experiments/grokking at the same scale.
-# Rules files are included alphabetically, so this one comes before grokking's: it loads the
-# grokking config itself and names grokking's outputs by path (never GROK_* or rules.grokking_*).
-from experiments.circuits.measure import canonical_run_id
+# The grokking experiment is included first (Snakefile: UPSTREAM): its runs and output folder are
+# GROK_RUNS and GROK_OUT here.
 from alignlab.config import expand_runs, load_experiment
-from alignlab.modular import dataset_id
+from alignlab.modular import dataset_path
+from experiments.circuits.measure import canonical_run_id
 
 (CIRC,) = expand_runs(load_experiment(ROOT / "experiments/circuits", SCALE)).values()
-CIRC_GROK_RUNS = expand_runs(load_experiment(ROOT / "experiments/grokking", SCALE))
+CIRC_GROK_RUNS = GROK_RUNS
 CIRC_SOURCE_ID = canonical_run_id(CIRC_GROK_RUNS, CIRC["canonical_seed"])
-CIRC_SOURCE = f"results/grokking/{SCALE}/runs/{CIRC_SOURCE_ID}"
+CIRC_SOURCE = f"{GROK_OUT}/runs/{CIRC_SOURCE_ID}"
 CIRC_INPUTS = {
     # train_log.parquet marks training complete; the checkpoints directory is beside it.
     "train_log": f"{CIRC_SOURCE}/train_log.parquet",
     "key_freqs": f"{CIRC_SOURCE}/key_frequencies.json",
-    "dataset": f"data/grokking/{dataset_id(CIRC_GROK_RUNS[CIRC_SOURCE_ID])}.parquet",
+    "dataset": dataset_path(CIRC_GROK_RUNS[CIRC_SOURCE_ID]),
 }
 # The other seeds' runs (weight decay > 0): their final checkpoints, so the trained-model markers
 # rest on every seed.
@@ -23,8 +23,8 @@ CIRC_OTHER_IDS = [
     if run["weight_decay"] > 0 and rid != CIRC_SOURCE_ID
 ]
 CIRC_OTHER = {
-    "run_dirs": [f"results/grokking/{SCALE}/runs/{rid}" for rid in CIRC_OTHER_IDS],
-    "key_freqs": [f"results/grokking/{SCALE}/runs/{rid}/key_frequencies.json" for rid in CIRC_OTHER_IDS],
+    "run_dirs": [f"{GROK_OUT}/runs/{rid}" for rid in CIRC_OTHER_IDS],
+    "key_freqs": [f"{GROK_OUT}/runs/{rid}/key_frequencies.json" for rid in CIRC_OTHER_IDS],
     "seeds": [CIRC_GROK_RUNS[rid]["seed"] for rid in CIRC_OTHER_IDS],
 }
 CIRC_OUT = f"results/circuits/{SCALE}"

@@ -30,20 +30,6 @@ import torch.nn.functional as F
 
 from alignlab.checkpoints import list_checkpoints, load_weights
 from alignlab.models import ACTIVATIONS, FinalPositionTransformer, ModelConfig
-from alignlab.modular import collect, model_config, train_run
-
-__all__ = [
-    "collect",
-    "distance_irrelevance",
-    "gradient_symmetricity",
-    "input_gradients",
-    "logits_from_embeddings",
-    "markers",
-    "measure_run",
-    "model_config",
-    "numbers",
-    "train_run",
-]
 
 
 def logits_from_embeddings(

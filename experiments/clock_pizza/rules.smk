@@ -1,11 +1,9 @@
 # Clock vs pizza (Zhong et al. 2023): dataset -> train per attention rate -> measures -> figure.
 from alignlab.config import expand_runs, load_experiment
-from alignlab.modular import dataset_id as cp_dataset_id
-from alignlab.modular import dataset_spec as cp_dataset_spec
 
 CP = load_experiment(ROOT / "experiments/clock_pizza", SCALE)
 CP_RUNS = expand_runs(CP)
-CP_DATASETS = {cp_dataset_id(run): cp_dataset_spec(run) for run in CP_RUNS.values()}
+MODULAR["clock_pizza"] = {"runs": CP_RUNS, "runtime": 120 if SCALE == "paper" else 10}
 CP_ANALYSIS = CP["analysis"]
 CP_OUT = f"results/clock_pizza/{SCALE}"
 CP_FIGS = "paper/figures/clock_pizza"
@@ -15,47 +13,6 @@ TARGETS["clock_pizza"] = expand(f"{CP_FIGS}/{{fig}}.{{ext}}", fig=CP_FIGURES, ex
     f"{CP_OUT}/markers.parquet",
     f"{CP_OUT}/numbers.json",
 ]
-
-
-rule clock_pizza_dataset:
-    output:
-        "data/clock_pizza/{dataset}.parquet",
-    params:
-        spec=lambda wc: CP_DATASETS[wc.dataset],
-        code=code("alignlab.modular"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    log:
-        "results/clock_pizza/logs/dataset/{dataset}.log",
-    script:
-        "scripts/dataset.py"
-
-
-rule clock_pizza_train:
-    input:
-        dataset=lambda wc: f"data/clock_pizza/{cp_dataset_id(CP_RUNS[wc.run_id])}.parquet",
-    output:
-        # Checkpoints and the resume state live beside these but are not declared outputs:
-        # Snakemake deletes a failed job's outputs, and training must resume from them.
-        log=f"{CP_OUT}/runs/{{run_id}}/train_log.parquet",
-        provenance=f"{CP_OUT}/runs/{{run_id}}/provenance.json",
-    params:
-        run=lambda wc: CP_RUNS[wc.run_id],
-        run_dir=lambda wc: f"{CP_OUT}/runs/{wc.run_id}",
-        code=code("experiments.clock_pizza.measures"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=lambda wc: 120 if SCALE == "paper" else 10,
-        gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"{CP_OUT}/benchmarks/train/{{run_id}}.tsv"
-    log:
-        f"{CP_OUT}/logs/train/{{run_id}}.log",
-    script:
-        "scripts/train.py"
 
 
 rule clock_pizza_measures:
@@ -90,7 +47,7 @@ rule clock_pizza_collect:
     params:
         run_ids=sorted(CP_RUNS),
         runs=CP_RUNS,
-        code=code("experiments.clock_pizza.measures"),
+        code=code("alignlab.modular"),
     threads: 1
     resources:
         mem_mb=1000,

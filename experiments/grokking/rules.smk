@@ -1,10 +1,10 @@
 # Grokking on modular addition (Nanda et al. 2023): dataset -> train -> measures -> figures.
 from alignlab.config import expand_runs, load_experiment
-from alignlab.modular import dataset_id, dataset_spec
+from alignlab.modular import dataset_path
 
 GROK = load_experiment(ROOT / "experiments/grokking", SCALE)
 GROK_RUNS = expand_runs(GROK)
-GROK_DATASETS = {dataset_id(run): dataset_spec(run) for run in GROK_RUNS.values()}
+MODULAR["grokking"] = {"runs": GROK_RUNS, "runtime": 600 if SCALE == "paper" else 30}
 GROK_ANALYSIS = GROK["analysis"]
 GROK_OUT = f"results/grokking/{SCALE}"
 GROK_FIGS = "paper/figures/grokking"
@@ -16,51 +16,10 @@ TARGETS["grokking"] = expand(f"{GROK_FIGS}/{{fig}}.{{ext}}", fig=GROK_FIGURES, e
 ]
 
 
-rule grokking_dataset:
-    output:
-        "data/grokking/{dataset}.parquet",
-    params:
-        spec=lambda wc: GROK_DATASETS[wc.dataset],
-        code=code("alignlab.modular"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    log:
-        "results/grokking/logs/dataset/{dataset}.log",
-    script:
-        "scripts/dataset.py"
-
-
-rule grokking_train:
-    input:
-        dataset=lambda wc: f"data/grokking/{dataset_id(GROK_RUNS[wc.run_id])}.parquet",
-    output:
-        # Checkpoints and the resume state live beside these but are not declared outputs:
-        # Snakemake deletes a failed job's outputs, and training must resume from them.
-        log=f"{GROK_OUT}/runs/{{run_id}}/train_log.parquet",
-        provenance=f"{GROK_OUT}/runs/{{run_id}}/provenance.json",
-    params:
-        run=lambda wc: GROK_RUNS[wc.run_id],
-        run_dir=lambda wc: f"{GROK_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.modular"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=lambda wc: 600 if SCALE == "paper" else 30,
-        gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"{GROK_OUT}/benchmarks/train/{{run_id}}.tsv"
-    log:
-        f"{GROK_OUT}/logs/train/{{run_id}}.log",
-    script:
-        "scripts/train.py"
-
-
 rule grokking_measures:
     input:
         log=f"{GROK_OUT}/runs/{{run_id}}/train_log.parquet",
-        dataset=lambda wc: f"data/grokking/{dataset_id(GROK_RUNS[wc.run_id])}.parquet",
+        dataset=lambda wc: dataset_path(GROK_RUNS[wc.run_id]),
     output:
         table=f"{GROK_OUT}/runs/{{run_id}}/measures.parquet",
         key_freqs=f"{GROK_OUT}/runs/{{run_id}}/key_frequencies.json",

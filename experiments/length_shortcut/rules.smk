@@ -17,7 +17,7 @@ TARGETS["length_shortcut"] = expand(f"{LS_FIGS}/{{fig}}.{{ext}}", fig=LS_FIGURES
 
 rule length_shortcut_train:
     output:
-        # checkpoints live beside these, not declared (see grokking_train)
+        # checkpoints live beside these, not declared (see modular_train)
         log=f"{LS_OUT}/runs/{{run_id}}/train_log.parquet",
         provenance=f"{LS_OUT}/runs/{{run_id}}/provenance.json",
     params:

@@ -1,17 +1,16 @@
 # Local learning coefficient over training (devinterp 2.x): devinterp's grokking MLP (train ->
 # LLC per checkpoint) and the grokking experiment's transformer (LLC at its checkpoints).
-# The grokking config is loaded here, not taken from experiments/grokking/rules.smk, and its
-# files are referred to by path, so this file does not depend on the include order.
+# The grokking experiment is included first (Snakefile: UPSTREAM): its runs, analysis settings
+# and output folder are GROK_RUNS, GROK_ANALYSIS and GROK_OUT here.
 from alignlab.config import expand_runs, load_experiment
-from alignlab.modular import dataset_id as grok_dataset_id
+from alignlab.modular import dataset_path
 from experiments.llc.mlp import dataset_id as llc_dataset_id
 
 LLC = load_experiment(ROOT / "experiments/llc", SCALE)
 LLC_OUT = f"results/llc/{SCALE}"
 LLC_FIGS = "paper/figures/llc"
 LLC_FIGURES = ["llc_mlp", "llc_transformer"]
-LLC_GROK = load_experiment(ROOT / "experiments/grokking", SCALE)
-LLC_GROK_OUT = f"results/grokking/{SCALE}"
+LLC_GROK_OUT = GROK_OUT
 
 
 def _llc_sgld_meta(sgld):
@@ -19,11 +18,11 @@ def _llc_sgld_meta(sgld):
 
 
 LLC_MLP_RUNS = {f"mlp-{rid}": run for rid, run in expand_runs(LLC["mlp"]).items()}
-LLC_GROK_RUNS = expand_runs(LLC_GROK)
+LLC_GROK_RUNS = GROK_RUNS
 LLC_TF_RUNS = {
     rid: run for rid, run in LLC_GROK_RUNS.items()
     if LLC["transformer"]["runs"] == "all"
-    or (run["seed"] == LLC_GROK["analysis"]["canonical_seed"] and run["weight_decay"] > 0)
+    or (run["seed"] == GROK_ANALYSIS["canonical_seed"] and run["weight_decay"] > 0)
 }
 # Every run the tables hold: model kind, its config and the SGLD settings used on it.
 LLC_META = {
@@ -112,9 +111,9 @@ rule llc_mlp:
 
 rule llc_transformer:
     input:
-        # grokking_train's output; the checkpoints lie beside it
+        # modular_train's output; the checkpoints lie beside it
         log=f"{LLC_GROK_OUT}/runs/{{run_id}}/train_log.parquet",
-        dataset=lambda wc: f"data/grokking/{grok_dataset_id(LLC_TF_RUNS[wc.run_id])}.parquet",
+        dataset=lambda wc: dataset_path(LLC_TF_RUNS[wc.run_id]),
         # its phase boundaries, where the LLC is estimated too
         grokking_markers=f"{LLC_GROK_OUT}/markers.parquet",
     output:

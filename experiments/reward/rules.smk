@@ -86,7 +86,7 @@ rule reward_train:
         pool=f"data/reward/pool-{RW_POOL_ID}.safetensors",
         pairs=rw_pairs_path,
     output:
-        # checkpoints live beside these, not declared (see grokking_train)
+        # checkpoints live beside these, not declared (see modular_train)
         log=f"{RW_OUT}/runs/{{run_id}}/train_log.parquet",
         bon=f"{RW_OUT}/runs/{{run_id}}/bon.parquet",
         provenance=f"{RW_OUT}/runs/{{run_id}}/provenance.json",

@@ -2,20 +2,19 @@
 # dataset -> train (one job per run; on a GPU one job per group of same-shape runs) -> summary
 # per run -> runs table -> markers, figures, numbers.
 from alignlab.config import load_experiment
-from alignlab.modular import dataset_id, dataset_spec
+from alignlab.modular import dataset_path
 from alignlab.runtime import resolve_device
 from experiments.scaling.sweeps import expand_sweeps, vectorized_groups
 
 SCAL = load_experiment(ROOT / "experiments/scaling", SCALE)
 SCAL_RUNS = expand_sweeps(SCAL)
-SCAL_DATASETS = {dataset_id(run): dataset_spec(run) for run in SCAL_RUNS.values()}
 SCAL_ANALYSIS = SCAL["analysis"]
 SCAL_OUT = f"results/scaling/{SCALE}"
 SCAL_FIGS = "paper/figures/scaling"
 SCAL_FIGURES = ["fraction", "phase_diagram", "width_decay"]
 # On a machine with CUDA (and `device: auto`), runs of one shape and dataset train together as one
 # vectorized model (alignlab.vectorized): one scaling_train_group_<i> job per group. On CPU every
-# run is its own 1-thread job (scaling_train), side by side with early stop.
+# run is its own 1-thread job (modular_train), side by side with early stop.
 # `--config vectorize=on` forces the grouped path (also on CPU), `vectorize=off` the per-run one.
 SCAL_VECTORIZE = {
     "on": True,
@@ -25,60 +24,16 @@ SCAL_VECTORIZE = {
 }[str(config.get("vectorize", "auto"))]
 SCAL_GROUPS = vectorized_groups(SCAL_RUNS) if SCAL_VECTORIZE else {}
 SCAL_GROUPED = {run_id for ids in SCAL_GROUPS.values() for run_id in ids}
-SCAL_SINGLE = sorted(set(SCAL_RUNS) - SCAL_GROUPED)
+MODULAR["scaling"] = {
+    "runs": SCAL_RUNS,
+    "runtime": 600 if SCALE == "paper" else 30,
+    "grouped": SCAL_GROUPED,
+}
 
 TARGETS["scaling"] = expand(f"{SCAL_FIGS}/{{fig}}.{{ext}}", fig=SCAL_FIGURES, ext=["pdf", "png"]) + [
     f"{SCAL_OUT}/runs.parquet",
     f"{SCAL_OUT}/numbers.json",
 ]
-
-
-def _scal_single_runs():
-    """Wildcard pattern of the runs trained alone (all of them unless grouped on a GPU)."""
-    return "|".join(SCAL_SINGLE) if SCAL_GROUPS else "[^/]+"
-
-
-rule scaling_dataset:
-    output:
-        "data/scaling/{dataset}.parquet",
-    params:
-        spec=lambda wc: SCAL_DATASETS[wc.dataset],
-        code=code("alignlab.modular"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    log:
-        "results/scaling/logs/dataset/{dataset}.log",
-    script:
-        "scripts/dataset.py"
-
-
-rule scaling_train:
-    input:
-        dataset=lambda wc: f"data/scaling/{dataset_id(SCAL_RUNS[wc.run_id])}.parquet",
-    output:
-        # Checkpoints and the resume state live beside these but are not declared outputs:
-        # Snakemake deletes a failed job's outputs, and training must resume from them.
-        log=f"{SCAL_OUT}/runs/{{run_id}}/train_log.parquet",
-        provenance=f"{SCAL_OUT}/runs/{{run_id}}/provenance.json",
-    wildcard_constraints:
-        run_id=_scal_single_runs(),
-    params:
-        run=lambda wc: SCAL_RUNS[wc.run_id],
-        run_dir=lambda wc: f"{SCAL_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.modular"),
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=lambda wc: 600 if SCALE == "paper" else 30,
-        gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"{SCAL_OUT}/benchmarks/train/{{run_id}}.tsv"
-    log:
-        f"{SCAL_OUT}/logs/train/{{run_id}}.log",
-    script:
-        "scripts/train.py"
 
 
 # One rule per group (its outputs are the group's run logs, which a wildcard cannot express).
@@ -88,7 +43,7 @@ for _i, (_gid, _ids) in enumerate(sorted(SCAL_GROUPS.items())):
         name:
             f"scaling_train_group_{_i}"
         input:
-            dataset=f"data/scaling/{dataset_id(SCAL_RUNS[_ids[0]])}.parquet",
+            dataset=dataset_path(SCAL_RUNS[_ids[0]]),
         output:
             logs=[f"{SCAL_OUT}/runs/{rid}/train_log.parquet" for rid in _ids],
         params:

@@ -30,6 +30,11 @@ def dataset_id(run: dict) -> str:
     return f"{run['op']}-p{run['p']}-frac{run['frac_train']}-seed{run['data_seed']}"
 
 
+def dataset_path(run: dict) -> str:
+    """Where the shared dataset rule writes the run's dataset (one file per dataset_id)."""
+    return f"data/modular/{dataset_id(run)}.parquet"
+
+
 def dataset_spec(run: dict) -> dict:
     return {key: run[key] for key in _DATA_KEYS}
 

@@ -1,4 +1,4 @@
-# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+# Adapts Snakemake's inputs/params to one library call (see ../modular.smk).
 from alignlab.jobs import job
 from alignlab.modular import make_dataset
 

@@ -1,6 +1,6 @@
-# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+# Adapts Snakemake's inputs/params to one library call (see ../modular.smk).
 from alignlab.jobs import job
-from experiments.clock_pizza.measures import train_run
+from alignlab.modular import train_run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,7 +1,0 @@
-# Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.jobs import job
-from alignlab.modular import train_run
-
-sm = snakemake  # noqa: F821 (injected by Snakemake)
-with job(sm):
-    train_run(sm.params.run, sm.input.dataset, sm.params.run_dir, threads=sm.threads)
