@@ -24,7 +24,7 @@ rule length_shortcut_train:
         run=lambda wc: LS_RUNS[wc.run_id],
         env=LS["env"],
         run_dir=lambda wc: f"{LS_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.length_shortcut"),
+        code=code("experiments.length_shortcut.experiment"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -48,7 +48,7 @@ rule length_shortcut_measures:
         env=LS["env"],
         analysis=LS["analysis"],
         run_dir=lambda wc: f"{LS_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.length_shortcut"),
+        code=code("experiments.length_shortcut.experiment"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -74,7 +74,7 @@ rule length_shortcut_summarize:
         runs=LS_RUNS,
         analysis=LS["analysis"],
         env=LS["env"],
-        code=code("alignlab.length_shortcut"),
+        code=code("experiments.length_shortcut.experiment"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -101,7 +101,7 @@ rule length_shortcut_figures:
         ],
     params:
         out_dir=LS_FIGS,
-        code=code("alignlab.figures.length_shortcut"),
+        code=code("experiments.length_shortcut.figures"),
     threads: 1
     resources:
         mem_mb=1000,

@@ -3,8 +3,8 @@
 # Conservative ensembles (Coste et al. 2023): members trained on noisy labels keep their pool
 # scores; reward_ensemble combines them (no retraining).
 from alignlab.config import load_experiment
-from alignlab.reward.experiment import data_id, expand_ensemble, expand_runs
-from alignlab.reward.train import pairs_spec
+from experiments.reward.runs import data_id, expand_ensemble, expand_runs
+from experiments.reward.train import pairs_spec
 
 RW = load_experiment(ROOT / "experiments/reward", SCALE)
 RW_RUNS, RW_CELLS = expand_runs(RW)
@@ -53,7 +53,7 @@ rule reward_pool:
     params:
         env=RW["env"],
         pool=RW["pool"],
-        code=code("alignlab.reward.train"),
+        code=code("experiments.reward.train"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -70,7 +70,7 @@ rule reward_pairs:
     params:
         spec=lambda wc: RW_PAIRS[wc.pairs_id][0],
         n_pairs=lambda wc: RW_PAIRS[wc.pairs_id][1],
-        code=code("alignlab.reward.train"),
+        code=code("experiments.reward.train"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -95,7 +95,7 @@ rule reward_train:
         env=RW["env"],
         analysis=RW["analysis"],
         run_dir=lambda wc: f"{RW_OUT}/runs/{wc.run_id}",
-        code=code("alignlab.reward.train"),
+        code=code("experiments.reward.train"),
     threads: 1
     resources:
         mem_mb=3000,
@@ -124,7 +124,7 @@ rule reward_member:
         env=RW["env"],
         analysis=RW["analysis"],
         run_dir=lambda wc: f"{RW_OUT}/ensemble/{wc.run_id}",
-        code=code("alignlab.reward.train"),
+        code=code("experiments.reward.train"),
     threads: 1
     resources:
         mem_mb=3000,
@@ -150,7 +150,7 @@ rule reward_ensemble:
         ensembles=RW_ENSEMBLES,
         spec=RW["ensemble"],
         analysis=RW["analysis"],
-        code=code("alignlab.reward.experiment"),
+        code=code("experiments.reward.summary"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -175,7 +175,7 @@ rule reward_collect:
         run_ids=RW_ALL_IDS,
         runs=RW_RUNS | RW_MEMBERS,
         cells=RW_CELLS | {f"ensemble:{ds}": rids for ds, rids in RW_ENSEMBLES.items()},
-        code=code("alignlab.reward.experiment"),
+        code=code("experiments.reward.runs"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -199,7 +199,7 @@ rule reward_summary:
         cells=RW_CELLS,
         member_ids=RW_MEMBER_IDS,
         analysis=RW["analysis"],
-        code=code("alignlab.reward.experiment"),
+        code=code("experiments.reward.summary"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -226,7 +226,7 @@ rule reward_figures:
         ],
     params:
         out_dir=RW_FIGS,
-        code=code("alignlab.figures.reward"),
+        code=code("experiments.reward.figures"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -249,7 +249,7 @@ rule reward_numbers:
         ensemble_table="paper/generated/reward_ensemble.tex",
     params:
         block=RW,
-        code=code("alignlab.reward.experiment"),
+        code=code("experiments.reward.numbers"),
     threads: 1
     resources:
         mem_mb=1000,

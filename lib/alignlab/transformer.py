@@ -2,7 +2,7 @@
 
 The fast one-layer model (`alignlab.models.FinalPositionTransformer`) only applies to one layer
 without LayerNorm. Everything else runs here: reward models (a scalar head read at EOS,
-`alignlab.reward.model`) and Power et al.'s 2-layer decoder (`alignlab.models.ModularDecoder`).
+`alignlab.preference.model`) and Power et al.'s 2-layer decoder (`alignlab.models.ModularDecoder`).
 
 A config is any object with the fields d_vocab, d_vocab_out, n_ctx, d_model, n_layers, n_heads,
 d_head, d_mlp, act_fn and normalization ("LN": pre-norm as GPT-2 and TransformerLens, or "none").

@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.figures.length_shortcut import figures
 from alignlab.jobs import job
+from experiments.length_shortcut.figures import figures
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.length_shortcut import summarize
+from experiments.length_shortcut.experiment import summarize
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.reward.experiment import collect
+from experiments.reward.runs import collect
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

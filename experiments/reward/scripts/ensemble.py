@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.reward.experiment import ensemble
+from experiments.reward.summary import ensemble
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

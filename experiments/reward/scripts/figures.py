@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.figures.reward import reward_figures
 from alignlab.jobs import job
+from experiments.reward.figures import reward_figures
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.reward.experiment import numbers
+from experiments.reward.numbers import numbers
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -1,6 +1,6 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
 from alignlab.jobs import job
-from alignlab.reward.train import run_experiment
+from experiments.reward.train import run_experiment
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from alignlab.reward import bon
+from experiments.reward import bon
 
 
 def test_unbiased_estimator_equals_enumeration():

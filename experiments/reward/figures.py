@@ -13,7 +13,7 @@ from alignlab.figures.style import house_style, legend_below, save
 
 SWEEP_LABEL = {"rm_size": "RM size", "data_size": "data size"}
 ORACLE_COLOR = "#000000"
-# Okabe-Ito, one colour per ensemble rule (lib/alignlab/reward/bon.py: ENSEMBLE_RULES)
+# Okabe-Ito, one colour per ensemble rule (experiments/reward/bon.py: ENSEMBLE_RULES)
 RULE_STYLE = {
     "single": ("#555555", "-"),
     "mean": ("#0072B2", "-"),

@@ -1,8 +1,8 @@
 """length_shortcut: a reward model learns "longer is better" from biased pairs, watched from inside.
 
 After Singhal et al. 2023 (paper/references.bib: singhal2023long). The
-environment, the reward model and its training loop are the reward experiment's
-(`alignlab.reward.env`, `.model`, `.train.train_rm`); the pairs are labelled by gold and then,
+environment, the reward model and its training loop are the ones the reward experiment uses
+(`alignlab.preference.env`, `.model`, `.train.train_rm`); the pairs are labelled by gold and then,
 with probability `length_bias`, relabelled "the longer completion wins"
 (`make_pairs(..., length_bias=...)`), so that longer completions win more often than gold implies.
 A control run (length_bias 0, same seed, same pairs before relabelling, same init) shows that
@@ -10,9 +10,9 @@ the shortcut comes from the data.
 
 Per run: `train` writes checkpoints at log-spaced steps and a training log; `measure` loads each
 checkpoint into a TransformerLens bridge and computes the internal and behavioural measures of
-`alignlab.reward.shortcut` (definitions in its docstring) on evaluation sets drawn once; then
-`summarize` concatenates the runs, takes onsets (the step at which a signal has made half of its
-rise) and per-run marker values, and writes the numbers the paper quotes.
+`experiments.length_shortcut.shortcut` (definitions in its docstring) on evaluation sets drawn
+once; then `summarize` concatenates the runs, takes onsets (the step at which a signal has made
+half of its rise) and per-run marker values, and writes the numbers the paper quotes.
 
 Tidy tables: per run [step, measure, component, value]; collected with run_id.
 """
@@ -27,12 +27,17 @@ import numpy as np
 import pandas as pd
 
 from alignlab.checkpoints import list_checkpoints, load_weights
+from alignlab.preference.env import Env, EnvConfig, make_pairs
+from alignlab.preference.model import RMConfig, n_params
+from alignlab.preference.train import rm_config, train_rm
 from alignlab.provenance import provenance, write_json
-from alignlab.reward.env import Env, EnvConfig, make_pairs
-from alignlab.reward.model import RMConfig, n_params
-from alignlab.reward.shortcut import checkpoint_measures, eval_sets, onset_step, relative_to_step0
-from alignlab.reward.train import rm_config, train_rm
 from alignlab.runtime import resolve_device
+from experiments.length_shortcut.shortcut import (
+    checkpoint_measures,
+    eval_sets,
+    onset_step,
+    relative_to_step0,
+)
 
 # Signals whose onsets are compared: (name, measure, component, kind). "last" is the last
 # layer's residual, "mid" the one before it (the embedding for one layer).

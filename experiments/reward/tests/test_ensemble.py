@@ -11,17 +11,14 @@ import pandas as pd
 import pytest
 
 from alignlab.config import ConfigError, load_yaml, validate
-from alignlab.reward import bon
-from alignlab.reward.experiment import (
-    ensemble,
-    ensemble_marker_values,
-    ensemble_table,
-    expand_ensemble,
-    expand_runs,
-)
-from alignlab.reward.train import POOL_FORMAT, _save_arrays, save_scores
+from experiments.reward import bon
+from experiments.reward.markers import ensemble_marker_values
+from experiments.reward.numbers import ensemble_table
+from experiments.reward.runs import expand_ensemble, expand_runs
+from experiments.reward.summary import ensemble
+from experiments.reward.train import POOL_FORMAT, _save_arrays, save_scores
 
-EXP = Path(__file__).resolve().parents[1] / "experiments" / "reward"
+EXP = Path(__file__).resolve().parents[1]  # the experiment folder
 
 
 def test_aggregate_rules_on_known_scores():

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alignlab.reward import bon
-from alignlab.reward.experiment import marker_values, null_rows
+from experiments.reward import bon
+from experiments.reward.markers import marker_values
+from experiments.reward.runs import null_rows
 
 
 def _summary(seeds, rng, height):

@@ -246,8 +246,8 @@ def make_pairs(
     draw comes after every other one, so length_bias 0 leaves every output unchanged). Returns
     token arrays of the chosen and the rejected sample, their EOS indices and golds (both
     completions of a pair share the prompt, so the longer one has the larger EOS index). The
-    data-size sweep takes prefixes of one such set (`alignlab.reward.train.split_pairs`), so its
-    sizes are nested.
+    data-size sweep takes prefixes of one such set (`alignlab.preference.train.split_pairs`), so
+    its sizes are nested.
     """
     if label not in LABELS:
         raise ValueError(f"label {label!r} is not one of {LABELS}")

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from alignlab.reward.env import Batch, Env
+from alignlab.preference.env import Batch, Env
 
 
 # ----- evaluation sets -----------------------------------------------------------------------

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from alignlab.reward.env import Env, EnvConfig, make_pairs
-from alignlab.reward.model import RewardModel, RMConfig, init_params, score
-from alignlab.reward.train import pair_metrics, split_pairs
+from alignlab.preference.env import Env, EnvConfig, make_pairs
+from alignlab.preference.model import RewardModel, RMConfig, init_params, score
+from alignlab.preference.train import pair_metrics, split_pairs
 from alignlab.testing import assert_close_fp
 
 ENV = EnvConfig(repeat_penalty=30.0)

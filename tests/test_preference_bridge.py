@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from alignlab.bridge import tl_grads, to_bridge
-from alignlab.reward.env import Env, EnvConfig
-from alignlab.reward.model import RewardModel, RMConfig, init_params
+from alignlab.preference.env import Env, EnvConfig
+from alignlab.preference.model import RewardModel, RMConfig, init_params
 from alignlab.testing import assert_close_fp
 
 ENV = EnvConfig(repeat_penalty=30.0)

@@ -1,5 +1,5 @@
 """The length shortcut experiment: the length-bias option of the pairs, the evaluation sets and the
-measures of alignlab.reward.shortcut on constructions with known answers."""
+measures of experiments.length_shortcut.shortcut on constructions with known answers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from alignlab.config import ConfigError, load_experiment, load_yaml, validate
-from alignlab.length_shortcut import longer_wins_fraction
-from alignlab.reward import shortcut as S
-from alignlab.reward.env import Env, EnvConfig, make_pairs
-from alignlab.reward.model import RewardModel, RMConfig, init_params
+from alignlab.preference.env import Env, EnvConfig, make_pairs
+from alignlab.preference.model import RewardModel, RMConfig, init_params
 from alignlab.testing import assert_close_fp
+from experiments.length_shortcut import shortcut as S
+from experiments.length_shortcut.experiment import longer_wins_fraction
 
 ENV = EnvConfig(repeat_penalty=30.0)
 
@@ -218,7 +218,7 @@ def test_checkpoint_measures_are_finite_and_complete(bridged):
 def test_config_validates_and_bad_key_is_named(tmp_path):
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "experiments" / "length_shortcut"
+    folder = Path(__file__).resolve().parents[1]  # the experiment folder
     for scale in ("smoke", "laptop", "paper"):
         block = load_experiment(folder, scale)
         assert any(r.get("length_bias") == 0.0 for r in block["runs"])  # the control

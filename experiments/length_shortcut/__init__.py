@@ -1,0 +1,1 @@
+"""Length shortcut: reward models learn "longer is better" from biased pairs (Singhal et al.)."""

@@ -1,0 +1,1 @@
+"""Reward-model overoptimization under best-of-n (Gao et al. 2022) and conservative ensembles."""

@@ -1,0 +1,8 @@
+"""Reward models learned from preference pairs on a fully synthetic environment, shared by the
+experiments that train them (reward, length_shortcut).
+
+- `env`: the base sampler (prompt, SEP, Markov-chain completion, EOS), the gold reward and
+  preference pairs labelled by gold (optionally length-biased);
+- `model`: a small transformer reward model with a scalar head read at the EOS token;
+- `train`: Bradley-Terry training with TRL's loss and metrics, checkpointed at log-spaced steps.
+"""
