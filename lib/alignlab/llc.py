@@ -44,7 +44,7 @@ from torch import nn
 from tqdm import tqdm
 
 from alignlab import checkpoints as ckpt
-from alignlab.config import dataclass_from
+from alignlab.config import check_run, dataclass_from
 from alignlab.data import ModularDataset, build_dataset, load_dataset, save_dataset
 from alignlab.models import FinalPositionTransformer, ModelConfig
 from alignlab.provenance import code_version, config_hash, provenance, write_json
@@ -127,6 +127,7 @@ def _evaluate(model, dataset: ModularDataset) -> dict[str, float]:
 def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) -> pd.DataFrame:
     """Train the example MLP: Adam with coupled L2, a random batch (without replacement) per
     step; checkpoints (safetensors, atomic) on `mlp_schedule`; resume state at each one."""
+    check_run(run, run_dir, fallback="llc")  # before any file is written
     configure_torch(threads)
     run_dir = Path(run_dir)
     dataset = load_dataset(dataset_path)

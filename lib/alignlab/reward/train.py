@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from alignlab.checkpoints import atomic_save, save_weights, step_path
+from alignlab.config import check_run
 from alignlab.provenance import provenance, write_json
 from alignlab.reward.bon import bon_curves, d_of_n, n_grid
 from alignlab.reward.env import Env, EnvConfig, make_pairs, make_pool
@@ -223,6 +224,7 @@ def run_experiment(
     with measure gold / proxy (both recentred so the base sampler scores 0), provenance.json, and
     (out_scores, for ensemble members) the recentred proxy of every pool sample.
     """
+    check_run(run, run_dir, fallback="reward")  # before any file is written
     run_dir = Path(run_dir)
     device = resolve_device(run["device"])
     pool = load_pool(pool_path)
