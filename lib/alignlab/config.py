@@ -71,8 +71,13 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_yaml(path: Path) -> dict:
+    # what yaml.load does, spelled out: the loader is a SafeLoader (no arbitrary objects)
     with open(path) as fh:
-        return yaml.load(fh, Loader=UniqueKeyLoader) or {}
+        loader = UniqueKeyLoader(fh)
+        try:
+            return loader.get_single_data() or {}
+        finally:
+            loader.dispose()
 
 
 @dataclasses.dataclass(frozen=True)
