@@ -7,8 +7,17 @@
 # before any work, naming the key) and registers its final targets in TARGETS.
 from pathlib import Path
 
+from alignlab.config import SCALES, check_dag_config
 from alignlab.provenance import code_version
 
+# Every --config key the rules read (here, paper/rules.smk, experiments/scaling/rules.smk) and its
+# allowed values: any other key or value (scal=smoke, only=grokkin) stops the plan here, before
+# any job, instead of being ignored or failing later.
+EXPERIMENT_NAMES = sorted(p.parent.name for p in (Path(workflow.basedir) / "experiments").glob("*/rules.smk"))
+check_dag_config(
+    config,
+    {"scale": SCALES, "only": EXPERIMENT_NAMES, "pdf": ["auto", "off"], "vectorize": ["auto", "on", "off"]},
+)
 SCALE = config.get("scale", "laptop")
 ONLY = [name for name in str(config.get("only", "")).split(",") if name]
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from alignlab.checkpoints import list_checkpoints, load_weights
+from alignlab.config import check_run
 from alignlab.preference.env import Env, EnvConfig, make_pairs
 from alignlab.preference.model import RMConfig, n_params
 from alignlab.preference.train import rm_config, train_rm
@@ -63,6 +64,7 @@ def longer_wins_fraction(pairs: dict[str, np.ndarray]) -> float:
 
 def train(run: dict, env_dict: dict, run_dir, out_log, out_provenance, threads: int = 1) -> None:
     """Pairs (gold labels, then the length bias), one RM trained with checkpoints, the log."""
+    check_run(run, run_dir, fallback="length_shortcut")  # before any file is written
     run_dir = Path(run_dir)
     device = resolve_device(run["device"])
     env = Env(EnvConfig.from_dict(env_dict))

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from alignlab import checkpoints as ckpt
+from alignlab.config import check_run, expand_runs
 from alignlab.data import ModularDataset, build_dataset, load_dataset, save_dataset
 from alignlab.provenance import code_version, config_hash, provenance, write_json
 from alignlab.runtime import configure_torch
@@ -90,6 +91,7 @@ def _evaluate(model, dataset: ModularDataset) -> dict[str, float]:
 def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) -> pd.DataFrame:
     """Train the example MLP: Adam with coupled L2, a random batch (without replacement) per
     step; checkpoints (safetensors, atomic) on `mlp_schedule`; resume state at each one."""
+    check_run(run, run_dir, fallback="llc")  # before any file is written
     configure_torch(threads)
     run_dir = Path(run_dir)
     dataset = load_dataset(dataset_path)
@@ -156,6 +158,11 @@ def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) ->
 
 def make_dataset(spec: dict, path: Path) -> None:
     save_dataset(build_dataset(spec["p"], "add", spec["frac_train"], spec["data_seed"]), path)
+
+
+def expand_mlp_runs(block: dict) -> dict[str, dict]:
+    """The MLP runs this experiment trains (its transformer runs are grokking's)."""
+    return {f"mlp-{rid}": run for rid, run in expand_runs(block["mlp"]).items()}
 
 
 def dataset_id(run: dict) -> str:

@@ -2,9 +2,10 @@
 # LLC per checkpoint) and the grokking experiment's transformer (LLC at its checkpoints).
 # The grokking experiment is included first (Snakefile: UPSTREAM): its runs, analysis settings
 # and output folder are GROK_RUNS, GROK_ANALYSIS and GROK_OUT here.
-from alignlab.config import expand_runs, load_experiment
+from alignlab.config import load_experiment
 from alignlab.modular import dataset_path
 from experiments.llc.mlp import dataset_id as llc_dataset_id
+from experiments.llc.mlp import expand_mlp_runs
 
 LLC = load_experiment(ROOT / "experiments/llc", SCALE)
 LLC_OUT = f"results/llc/{SCALE}"
@@ -17,7 +18,7 @@ def _llc_sgld_meta(sgld):
     return {f"sgld_{key}": value for key, value in sgld.items() if key != "device"}
 
 
-LLC_MLP_RUNS = {f"mlp-{rid}": run for rid, run in expand_runs(LLC["mlp"]).items()}
+LLC_MLP_RUNS = expand_mlp_runs(LLC)
 LLC_GROK_RUNS = GROK_RUNS
 LLC_TF_RUNS = {
     rid: run for rid, run in LLC_GROK_RUNS.items()

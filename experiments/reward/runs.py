@@ -67,6 +67,11 @@ def expand_ensemble(block: dict) -> tuple[dict[str, dict], dict[int, list[str]]]
     return runs, ensembles
 
 
+def expand_trained(block: dict) -> dict[str, dict]:
+    """Every run the experiment trains: its sweeps' runs and oracle, and the ensemble members."""
+    return {**expand_runs(block)[0], **expand_ensemble(block)[0]}
+
+
 def data_id(spec: dict) -> str:
     return config_hash(spec)
 

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from alignlab.checkpoints import atomic_save
+from alignlab.config import check_run
 from alignlab.preference.env import Env, EnvConfig, make_pairs, make_pool
 from alignlab.preference.model import n_params, score
 from alignlab.preference.train import rm_config, train_rm
@@ -118,6 +119,7 @@ def run_experiment(
     with measure gold / proxy (both recentred so the base sampler scores 0), provenance.json, and
     (out_scores, for ensemble members) the recentred proxy of every pool sample.
     """
+    check_run(run, run_dir, fallback="reward")  # before any file is written
     run_dir = Path(run_dir)
     device = resolve_device(run["device"])
     pool = load_pool(pool_path)

@@ -1,6 +1,7 @@
 """The `alignlab` command: check an experiment's config and list its runs before running the DAG.
 
-    alignlab validate grokking --scale laptop    validate config.yaml (every scale), list runs
+    alignlab validate grokking --scale laptop    validate config.yaml and every resolved run
+                                                 (every scale); list the scale's runs
     alignlab experiments                         the experiments the DAG will include
     alignlab markers --scale laptop              print the published-vs-reproduced table
     alignlab new-experiment NAME                 scaffold an experiment that runs at once
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from alignlab.config import SCALES, ConfigError, expand_runs, load_experiment
+from alignlab.config import SCALES, ConfigError, resolved_runs
 
 
 def _experiments_dir(root: str) -> Path:
@@ -29,10 +30,12 @@ def cmd_experiments(args) -> int:
 def cmd_validate(args) -> int:
     experiment_dir = _experiments_dir(args.root) / args.experiment
     if not (experiment_dir / "config.yaml").exists():
-        print(f"no experiment {args.experiment!r} (no {experiment_dir / 'config.yaml'})")
+        known = sorted(p.parent.name for p in _experiments_dir(args.root).glob("*/config.yaml"))
+        print(f"no experiment {args.experiment!r} (no {experiment_dir / 'config.yaml'}); "
+              f"experiments: {known}")  # fmt: skip
         return 2
-    try:
-        runs = expand_runs(load_experiment(experiment_dir, args.scale))
+    try:  # every run the experiment trains (sweeps, ensembles, the LLC's MLPs), each validated
+        runs = resolved_runs(experiment_dir, args.scale)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 1

@@ -4,20 +4,36 @@ An experiment's config.yaml has one block per scale (smoke, laptop, paper). Each
 `defaults` (a full run config), an optional `grid` (lists whose product gives runs, e.g. seeds) and
 optional extra `runs` (overrides such as controls). Every run gets a readable id: its swept values
 plus a short hash of the resolved config.
+
+Every resolved run of every scale is validated (alignlab.validation) before any work: here, in
+the DAG's parse step and `alignlab validate`, and again at each training function's entry
+(`check_run`), so a grid value, a control's override or a sweep's defaults are checked as the run
+that trains, and a config edited after the plan is caught too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from alignlab.provenance import config_hash
+from alignlab.validation import (  # noqa: F401 (ConfigError and validate are this module's API)
+    STRICT,
+    ConfigError,
+    problems,
+    raise_problems,
+    validate,
+)
 
 SCALES = ("smoke", "laptop", "paper")
+# The experiments' folders beside the library (a source checkout): training entries look up their
+# schema here, wherever Snakemake's working directory is.
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 # Short names for run ids; keys not listed keep their own name.
 _SLUG_NAMES = {
@@ -33,52 +49,150 @@ _SLUG_NAMES = {
 }
 
 
-class ConfigError(ValueError):
-    """A config that does not match its schema; the message names the key and the value."""
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping: PyYAML keeps the last one
+    silently, so an edit could be overridden by a forgotten line further down."""
 
-
-def _key_path(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    key = _key_path(error)
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed))
-        where = f"{key}." if error.absolute_path else ""
-        return f"unknown key {', '.join(where + u for u in unknown)!s}; allowed keys: {allowed}"
-    if "propertyNames" in error.absolute_schema_path:  # a key outside the schema's key list
-        allowed = error.validator_value if error.validator == "enum" else "see the schema"
-        return f"unknown key {key}.{error.instance}; allowed keys: {allowed}"
-    if error.validator == "required":
-        return f"key {key}: {error.message}"
-    return f"key {key}: value {error.instance!r} is not allowed: {error.message}"
-
-
-def validate(config: dict, schema: dict, source: str = "config") -> None:
-    """Raise ConfigError listing every violation, each naming the key, the value and the rule."""
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
-        raise ConfigError(f"invalid {source}:\n{lines}")
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool | None):  # unhashable: YAML's error
+                continue
+            if key in seen:
+                raise ConfigError(
+                    f"invalid YAML {key_node.start_mark.name}: key {key!r} appears twice in one "
+                    f"mapping (lines {seen[key]} and {key_node.start_mark.line + 1})"
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(path: Path) -> dict:
+    # what yaml.load does, spelled out: the loader is a SafeLoader (no arbitrary objects)
     with open(path) as fh:
-        return yaml.safe_load(fh) or {}
+        loader = UniqueKeyLoader(fh)
+        try:
+            return loader.get_single_data() or {}
+        finally:
+            loader.dispose()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSet:
+    """How an experiment turns a scale block into the runs it trains, as its config.schema.yaml
+    declares under `x-runs` (absent: one `defaults` + `grid` + `runs` per scale):
+
+        x-runs:
+          expand: experiments.scaling.sweeps:expand_sweeps   # "module:function", block -> runs
+          schema: [$defs, scale, properties, defaults]        # the schema of one resolved run
+          bookkeeping: [sweep]                                # added keys, not settings
+
+    The expansion is the experiment's own code, named by its own schema, so the library never
+    names an experiment; it is imported when used (those modules import this one)."""
+
+    expand: str = "alignlab.config:expand_runs"
+    schema_path: tuple[str, ...] = ("$defs", "scale", "properties", "defaults")
+    bookkeeping: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, schema: dict) -> RunSet:
+        declared = schema.get("x-runs", {})
+        return cls(
+            expand=declared.get("expand", cls.expand),
+            schema_path=tuple(declared.get("schema", cls.schema_path)),
+            bookkeeping=tuple(declared.get("bookkeeping", ())),
+        )
+
+    def runs(self, block: dict) -> dict[str, dict]:
+        module, function = self.expand.split(":")
+        fn: Callable[[dict], dict[str, dict]] = getattr(importlib.import_module(module), function)
+        return fn(block)
+
+
+def run_problems(name: str, schema: dict, runs: dict[str, dict], scale: str | None) -> list[str]:
+    """One line per violation of a resolved run: `invalid NAME config (scale S, run R): ...`."""
+    run_set = RunSet.of(schema)
+    pointer = "#/" + "/".join(run_set.schema_path) if run_set.schema_path else schema["$ref"]
+    validator = STRICT({"$defs": schema.get("$defs", {}), "$ref": pointer})
+    where = f"scale {scale}, " if scale else ""
+    lines = []
+    for run_id, run in runs.items():
+        settings = {k: v for k, v in run.items() if k not in run_set.bookkeeping}
+        header = f"invalid {name} config ({where}run {run_id})"
+        lines += [f"{header}: {line}" for line in problems(settings, validator)]
+    return lines
 
 
 def load_experiment(experiment_dir: Path, scale: str) -> dict:
-    """Validate the whole config (every scale) and return the chosen scale's block."""
+    """Validate the whole config and every resolved run of every scale (a grid value is checked
+    as the run that trains it); return the chosen scale's block."""
     experiment_dir = Path(experiment_dir)
+    name = experiment_dir.name
     if scale not in SCALES:
-        raise ConfigError(f"invalid config: key scale: value {scale!r} is not one of {SCALES}")
-    config = load_yaml(experiment_dir / "config.yaml")
+        raise ConfigError(
+            f"invalid {name} config: key scale: value {scale!r} is not allowed: "
+            f"must be one of {list(SCALES)}"
+        )
+    path = experiment_dir / "config.yaml"
+    config = load_yaml(path)
     schema = load_yaml(experiment_dir / "config.schema.yaml")
-    validate(config, schema, source=f"{experiment_dir / 'config.yaml'}")
+    validate(config, schema, source=f"{name} config ({path})")
+    run_set = RunSet.of(schema)
+    raise_problems(
+        [line for s in SCALES for line in run_problems(name, schema, run_set.runs(config[s]), s)]
+    )
     return config[scale]
+
+
+def resolved_runs(experiment_dir: Path, scale: str) -> dict[str, dict]:
+    """{run_id: run} of every run the experiment trains at `scale`, validated."""
+    block = load_experiment(experiment_dir, scale)
+    schema = load_yaml(Path(experiment_dir) / "config.schema.yaml")
+    return RunSet.of(schema).runs(block)
+
+
+def check_run(run: dict, run_dir: Path, fallback: str) -> None:
+    """At a training function's entry, before it writes anything: the run against its
+    experiment's run schema (the run may come from a config edited after the plan, or from a
+    direct call). run_dir in the DAG's layout, results/<experiment>/<scale>/<kind>/<run_id>,
+    names the experiment and scale; otherwise `fallback` names the schema to check against: an
+    experiment, or a shared run schema such as "alignlab:modular_run" (library code)."""
+    parts = Path(run_dir).parts
+    name, scale = fallback, None
+    in_layout = len(parts) >= 5 and parts[-5] == "results" and parts[-3] in SCALES
+    if in_layout and (EXPERIMENTS / parts[-4] / "config.schema.yaml").exists():
+        name, scale = parts[-4], parts[-3]
+    if name.startswith("alignlab:"):
+        schema = {"x-runs": {"schema": []}, "$defs": {}, "$ref": f"{name}#/$defs/run"}
+    else:
+        schema = load_yaml(EXPERIMENTS / name / "config.schema.yaml")
+    label = name.removeprefix("alignlab:")
+    raise_problems(run_problems(label, schema, {Path(run_dir).name: run}, scale))
+
+
+def check_dag_config(config: dict, allowed: dict[str, list[str]]) -> None:
+    """Snakemake's --config: every key must be one the rules read and every value (each of a
+    comma-separated list) one they know, or the run would silently do something else (a typo
+    such as scal=smoke would plan the laptop scale, only=grokkin the paper alone)."""
+    lines = []
+    for key, value in sorted(config.items()):
+        if key not in allowed:
+            lines.append(
+                f"invalid --config: unknown key {key} (value {value!r}); "
+                f"allowed keys: {sorted(allowed)}"
+            )
+            continue
+        items = [i for i in str(value).split(",") if i] if key == "only" else [str(value)]
+        for item in items:
+            if item not in allowed[key]:
+                lines.append(
+                    f"invalid --config: key {key}: value {item!r} is not allowed: "
+                    f"must be one of {sorted(allowed[key])}"
+                )
+    raise_problems(lines)
 
 
 def dataclass_from(cls, values: dict, what: str):

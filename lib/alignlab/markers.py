@@ -74,7 +74,8 @@ def load_specs(path: Path) -> list[dict]:
     for spec in specs:  # YAML reads the key `null:` as None; the schema names it "null"
         if isinstance(spec, dict) and None in spec:
             spec["null"] = spec.pop(None)
-    validate(specs, load_yaml(SCHEMA), source=str(path))
+    # finite=False: open-ended ranges are written with +-inf (`high: .inf`)
+    validate(specs, load_yaml(SCHEMA), source=str(path), finite=False)
     return specs
 
 

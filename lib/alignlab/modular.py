@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from alignlab.checkpoints import load_stack
+from alignlab.config import check_run
 from alignlab.data import build_dataset, load_dataset, save_dataset
 from alignlab.measures import progress_measures
 from alignlab.models import ModelConfig
@@ -57,6 +58,9 @@ def make_dataset(spec: dict, path: Path) -> None:
 
 
 def train_run(run: dict, dataset_path: Path, run_dir: Path, threads: int) -> None:
+    # before any file is written; outside the DAG's layout the run is checked against scaling's
+    # run schema, the widest this function trains (grokking's keys plus the general decoder's)
+    check_run(run, run_dir, fallback="alignlab:modular_run")
     train(
         model_config(run),
         train_config(run),

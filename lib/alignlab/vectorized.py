@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from alignlab import checkpoints as ckpt
+from alignlab.config import check_run
 from alignlab.data import ModularDataset, load_dataset
 from alignlab.models import ACTIVATIONS, ModelConfig, init_params, param_shapes
 from alignlab.modular import model_config, train_config
@@ -342,6 +343,8 @@ def train_group(
 ) -> None:
     """Flat run configs (as `alignlab.modular.train_run` takes) of one shape and dataset, as one
     vectorized model; outputs split per run into `run_dirs`."""
+    for run, run_dir in zip(runs, run_dirs, strict=True):  # before any file is written
+        check_run(run, run_dir, fallback="alignlab:modular_run")
     cfgs = {model_config(run) for run in runs}
     if len(cfgs) != 1:
         raise ValueError(f"runs trained together must share the model shape; got {cfgs}")
