@@ -42,15 +42,15 @@ COLUMNS = ["run_id", "step", "measure", "component", "value"]
 # Which run to analyse
 
 
-def canonical_run_id(grok_runs: dict[str, dict], canonical_seed: int) -> str:
-    """The grokking run with the canonical seed and weight decay on (the run the paper reads)."""
+def canonical_run_id(grok_runs: dict[str, dict], roles: dict[str, str], canonical_seed: int) -> str:
+    """The grokking run the paper reads: role canonical, with the canonical seed."""
     found = [
         rid
         for rid, run in sorted(grok_runs.items())
-        if run["seed"] == canonical_seed and run["weight_decay"] > 0
+        if run["seed"] == canonical_seed and roles[rid] == "canonical"
     ]
     if not found:
-        raise ValueError(f"no grokking run with seed {canonical_seed} and weight decay > 0")
+        raise ValueError(f"no canonical grokking run with seed {canonical_seed}")
     return found[0]
 
 

@@ -8,7 +8,7 @@ from experiments.circuits.measure import canonical_run_id
 
 (CIRC,) = expand_runs(load_experiment(ROOT / "experiments/circuits", SCALE)).values()
 CIRC_GROK_RUNS = GROK_RUNS
-CIRC_SOURCE_ID = canonical_run_id(CIRC_GROK_RUNS, CIRC["canonical_seed"])
+CIRC_SOURCE_ID = canonical_run_id(CIRC_GROK_RUNS, GROK_ROLES, CIRC["canonical_seed"])
 CIRC_SOURCE = f"{GROK_OUT}/runs/{CIRC_SOURCE_ID}"
 CIRC_INPUTS = {
     # train_log.parquet marks training complete; the checkpoints directory is beside it.
@@ -16,11 +16,11 @@ CIRC_INPUTS = {
     "key_freqs": f"{CIRC_SOURCE}/key_frequencies.json",
     "dataset": dataset_path(CIRC_GROK_RUNS[CIRC_SOURCE_ID]),
 }
-# The other seeds' runs (weight decay > 0): their final checkpoints, so the trained-model markers
+# The other seeds' canonical runs: their final checkpoints, so the trained-model markers
 # rest on every seed.
 CIRC_OTHER_IDS = [
     rid for rid, run in sorted(CIRC_GROK_RUNS.items())
-    if run["weight_decay"] > 0 and rid != CIRC_SOURCE_ID
+    if GROK_ROLES[rid] == "canonical" and rid != CIRC_SOURCE_ID
 ]
 CIRC_OTHER = {
     "run_dirs": [f"{GROK_OUT}/runs/{rid}" for rid in CIRC_OTHER_IDS],

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pandas as pd
+
+from alignlab.results import write_markers, write_numbers
 
 
 def _value(measures: pd.DataFrame, run_id: str, measure: str, component: str = "") -> float:
@@ -68,10 +68,7 @@ def summarize(
     measures, ablations = pd.read_parquet(measures_path), pd.read_parquet(ablations_path)
     runs = pd.read_parquet(runs_path)
     values = {rid: run_markers(measures, ablations, rid) for rid in runs.run_id}
-    rows = [
-        {"run_id": rid, "marker": k, "value": v} for rid, d in values.items() for k, v in d.items()
-    ]
-    pd.DataFrame(rows, columns=["run_id", "marker", "value"]).to_parquet(out_markers, index=False)
+    write_markers(values, out_markers)
 
     trained = runs[runs.canonical].iloc[0]
     control = runs[runs.model == "random_init"].iloc[0]
@@ -131,4 +128,4 @@ def summarize(
     for name in ("single_freq_share", "W_L_top_share"):
         result[f"{name}_by_seed"] = _by_seed(runs, values, "trained", name)
         result[f"{name}_by_random_init"] = _by_seed(runs, values, "random_init", name)
-    Path(out_numbers).write_text(json.dumps(result, indent=2) + "\n")
+    write_numbers(result, out_numbers)

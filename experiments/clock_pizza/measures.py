@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from alignlab.checkpoints import list_checkpoints, load_weights
 from alignlab.models import ACTIVATIONS, FinalPositionTransformer, ModelConfig
+from alignlab.results import write_numbers
 
 
 def logits_from_embeddings(
@@ -176,7 +177,6 @@ def transition_rate(rates, symmetricity, level: float = 0.8) -> float:
 
 def numbers(markers_path, runs_path, out: Path) -> None:
     """The numbers the paper quotes: setup, and the measures at the lowest and highest rate."""
-    import json
 
     runs = pd.read_parquet(runs_path).sort_values(["attn_rate", "seed"])
     values = pd.read_parquet(markers_path).pivot_table(
@@ -217,4 +217,4 @@ def numbers(markers_path, runs_path, out: Path) -> None:
     result["n_seeds_crossing"] = len(crossed)
     result["transition_rate_mean"] = float(np.mean(crossed)) if crossed else "none"
     result["transition_rate_sd"] = float(np.std(crossed, ddof=1)) if len(crossed) > 1 else "n/a"
-    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    write_numbers(result, out)

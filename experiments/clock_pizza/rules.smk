@@ -1,8 +1,9 @@
 # Clock vs pizza (Zhong et al. 2023): dataset -> train per attention rate -> measures -> figure.
-from alignlab.config import expand_runs, load_experiment
+from alignlab.config import expand_runs, load_experiment, run_roles
 
 CP = load_experiment(ROOT / "experiments/clock_pizza", SCALE)
 CP_RUNS = expand_runs(CP)
+CP_ROLES = run_roles(CP)  # every run a point of the attention-rate sweep
 MODULAR["clock_pizza"] = {"runs": CP_RUNS, "runtime": 120 if SCALE == "paper" else 10}
 CP_ANALYSIS = CP["analysis"]
 CP_OUT = f"results/clock_pizza/{SCALE}"
@@ -47,6 +48,7 @@ rule clock_pizza_collect:
     params:
         run_ids=sorted(CP_RUNS),
         runs=CP_RUNS,
+        roles=CP_ROLES,
         code=code("alignlab.modular"),
     threads: 1
     resources:

@@ -17,11 +17,11 @@ def _series(measures: pd.DataFrame, run_id: str, measure: str, component: str = 
 
 def canonical_and_control(runs: pd.DataFrame, canonical_seed: int) -> tuple[str, str | None]:
     """The canonical run (the seed chosen in config, weight decay on) and the wd = 0 control."""
-    decayed = runs[runs.weight_decay > 0]
+    decayed = runs[runs.role == "canonical"]
     canonical = decayed[decayed.seed == canonical_seed]
     if canonical.empty:
         raise ValueError(f"no run with seed {canonical_seed} and weight decay > 0")
-    control = runs[runs.weight_decay == 0]
+    control = runs[runs.role == "control"]
     return canonical.run_id.iloc[0], (control.run_id.iloc[0] if len(control) else None)
 
 

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from alignlab.results import write_numbers
 
 
 def numbers(measures_path, runs_path, markers_path, canonical_seed: int, out: Path) -> None:
     """The numbers the paper quotes, from the canonical run's tables, as {name: value} JSON."""
     runs = pd.read_parquet(runs_path)
-    canonical = runs[(runs.seed == canonical_seed) & (runs.weight_decay > 0)].iloc[0]
+    canonical = runs[(runs.seed == canonical_seed) & (runs.role == "canonical")].iloc[0]
     markers = pd.read_parquet(markers_path)
     values = markers[markers.run_id == canonical.run_id].set_index("marker")["value"]
     measures = pd.read_parquet(measures_path)
     keys = measures[(measures.run_id == canonical.run_id) & (measures.measure == "final_key_freq")]
-    control = runs[runs.weight_decay == 0]
+    control = runs[runs.role == "control"]
     result = {
         "p": int(canonical.p),
         "frac_train": float(canonical.frac_train),
         "lr": float(canonical.lr),
         "steps": int(canonical.steps),
-        "n_seeds": int((runs.weight_decay > 0).sum()),
+        "n_seeds": int((runs.role == "canonical").sum()),
         "key_freqs": ", ".join(sorted(keys.component, key=int)),
         "n_key_freqs": len(keys),
         **{name: float(values[name]) for name in _NUMBER_MARKERS},
@@ -30,8 +31,8 @@ def numbers(measures_path, runs_path, markers_path, canonical_seed: int, out: Pa
     if len(control):
         control_values = markers[markers.run_id == control.run_id.iloc[0]].set_index("marker")
         result["control_test_acc"] = float(control_values.loc["final_test_acc", "value"])
-    result |= _across_seeds(runs[runs.weight_decay > 0], markers, measures)
-    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    result |= _across_seeds(runs[runs.role == "canonical"], markers, measures)
+    write_numbers(result, out)
 
 
 def _across_seeds(runs: pd.DataFrame, markers: pd.DataFrame, measures: pd.DataFrame) -> dict:

@@ -124,11 +124,11 @@ def phase_spans(b: dict[str, float], last_step: float) -> list[tuple[str, float,
 
 
 def _paired_run(meta: pd.DataFrame, run_id: str) -> str:
-    """The run itself if it has weight decay, else the same seed's run with weight decay (the
-    first one with weight decay if that seed has none)."""
-    if meta.loc[run_id, "weight_decay"] > 0:
+    """The run itself if it is canonical, else (a control) the same seed's canonical run (the
+    first canonical run if that seed has none)."""
+    if meta.loc[run_id, "role"] == "canonical":
         return run_id
-    decayed = meta[meta.weight_decay > 0]
+    decayed = meta[meta.role == "canonical"]
     same_seed = decayed[decayed.seed == meta.loc[run_id, "seed"]]
     return str((same_seed if len(same_seed) else decayed).index[0])
 

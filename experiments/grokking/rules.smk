@@ -1,9 +1,10 @@
 # Grokking on modular addition (Nanda et al. 2023): dataset -> train -> measures -> figures.
-from alignlab.config import expand_runs, load_experiment
+from alignlab.config import expand_runs, load_experiment, run_roles
 from alignlab.modular import dataset_path
 
 GROK = load_experiment(ROOT / "experiments/grokking", SCALE)
 GROK_RUNS = expand_runs(GROK)
+GROK_ROLES = run_roles(GROK)  # canonical: every seed; control: no weight decay
 MODULAR["grokking"] = {"runs": GROK_RUNS, "runtime": 600 if SCALE == "paper" else 30}
 GROK_ANALYSIS = GROK["analysis"]
 GROK_OUT = f"results/grokking/{SCALE}"
@@ -48,6 +49,7 @@ rule grokking_collect:
     params:
         run_ids=sorted(GROK_RUNS),
         runs=GROK_RUNS,
+        roles=GROK_ROLES,
         code=code("alignlab.modular"),
     threads: 1
     resources:

@@ -19,7 +19,6 @@ Tidy tables: per run [step, measure, component, value]; collected with run_id.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from alignlab.preference.env import Env, EnvConfig, make_pairs
 from alignlab.preference.model import RMConfig, n_params
 from alignlab.preference.train import rm_config, train_rm
 from alignlab.provenance import provenance, write_json
+from alignlab.results import write_numbers
 from alignlab.runtime import resolve_device
 from experiments.length_shortcut.shortcut import (
     checkpoint_measures,
@@ -300,7 +300,7 @@ def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> Non
         else "mixed across seeds"
     )
     numbers = {k: _plain(v) for k, v in numbers.items()}
-    Path(out.numbers).write_text(json.dumps(numbers, indent=2) + "\n")
+    write_numbers(numbers, out.numbers)
     order = sorted(
         ((numbers[f"onset_{n}"], n) for n, *_ in SIGNALS), key=lambda x: (np.isnan(x[0]), x[0])
     )

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from alignlab import checkpoints as ckpt
-from alignlab.config import check_run, expand_runs
+from alignlab.config import check_run, expand_runs, run_roles
 from alignlab.data import ModularDataset, build_dataset, load_dataset, save_dataset
 from alignlab.provenance import code_version, config_hash, provenance, write_json
 from alignlab.runtime import configure_torch
@@ -160,9 +160,11 @@ def make_dataset(spec: dict, path: Path) -> None:
     save_dataset(build_dataset(spec["p"], "add", spec["frac_train"], spec["data_seed"]), path)
 
 
-def expand_mlp_runs(block: dict) -> dict[str, dict]:
-    """The MLP runs this experiment trains (its transformer runs are grokking's)."""
-    return {f"mlp-{rid}": run for rid, run in expand_runs(block["mlp"]).items()}
+def expand_mlp_runs(block: dict, roles: bool = False) -> dict:
+    """The MLP runs this experiment trains, {run_id: run} (its transformer runs are grokking's);
+    with `roles`, {run_id: role} instead."""
+    expanded = (run_roles if roles else expand_runs)(block["mlp"])
+    return {f"mlp-{rid}": value for rid, value in expanded.items()}
 
 
 def dataset_id(run: dict) -> str:

@@ -23,7 +23,7 @@ LLC_GROK_RUNS = GROK_RUNS
 LLC_TF_RUNS = {
     rid: run for rid, run in LLC_GROK_RUNS.items()
     if LLC["transformer"]["runs"] == "all"
-    or (run["seed"] == GROK_ANALYSIS["canonical_seed"] and run["weight_decay"] > 0)
+    or (run["seed"] == GROK_ANALYSIS["canonical_seed"] and GROK_ROLES[rid] == "canonical")
 }
 # Every run the tables hold: model kind, its config and the SGLD settings used on it.
 LLC_META = {
@@ -33,6 +33,8 @@ LLC_META = {
        for rid, run in LLC_TF_RUNS.items()},
 }
 LLC_RUN_IDS = sorted(LLC_META)
+# canonical: every seed (the transformer's are grokking's); control: the frozen MLP (lr 0)
+LLC_ROLES = {**expand_mlp_runs(LLC, roles=True), **{rid: GROK_ROLES[rid] for rid in LLC_TF_RUNS}}
 LLC_KIND_DIR = {rid: ("mlp" if meta["model"] == "mlp" else "transformer") for rid, meta in LLC_META.items()}
 
 TARGETS["llc"] = expand(f"{LLC_FIGS}/{{fig}}.{{ext}}", fig=LLC_FIGURES, ext=["pdf", "png"]) + [
@@ -149,6 +151,7 @@ rule llc_collect:
     params:
         run_ids=LLC_RUN_IDS,
         runs=LLC_META,
+        roles=LLC_ROLES,
         code=code("experiments.llc.summary"),
     threads: 1
     resources:

@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from alignlab.tables import flat_config, series
+from alignlab import results
+from alignlab.results import write_numbers
+from alignlab.tables import series
 from experiments.llc.estimate import PHASE_BOUNDARIES
 
 
 def collect(
     run_ids: list[str],
     runs: dict[str, dict],
+    roles: dict[str, str],
     tables: list[Path],
     traces: list[Path],
     out_measures: Path,
     out_runs: Path,
     out_traces: Path,
 ) -> None:
-    """Concatenate per-run tables (never recompute); run metadata keyed by run_id.
+    """Stack the per-run tables and traces (never recompute); the runs table with roles.
 
     `runs[run_id]` holds `model` (mlp | transformer) and the run's config values.
     """
-    for paths, out in ((tables, out_measures), (traces, out_traces)):
-        frames = [
-            pd.read_parquet(path).assign(run_id=rid)
-            for rid, path in zip(run_ids, paths, strict=True)
-        ]
-        pd.concat(frames, ignore_index=True).to_parquet(out, index=False)
-    meta = [{"run_id": rid, **flat_config(runs[rid])} for rid in run_ids]
-    pd.DataFrame(meta).to_parquet(out_runs, index=False)
+    results.collect(run_ids, runs, roles, tables, out_measures, out_runs)
+    results.stack_runs(run_ids, traces).to_parquet(out_traces, index=False)
 
 
 def _series(run: pd.DataFrame, measure: str) -> pd.Series:
@@ -108,14 +104,14 @@ def markers(measures_path, runs_path, grokking_markers_path, out: Path) -> None:
 
 def numbers(markers_path, runs_path, out: Path) -> None:
     """{name: value} for the paper, from the first trained MLP run and the first transformer run,
-    and how many MLP seeds generalized (the frozen null, lr 0, is not a seed)."""
+    and how many MLP seeds generalized (the frozen control, lr 0, is not a seed)."""
     runs = pd.read_parquet(runs_path).sort_values("run_id")
     values = pd.read_parquet(markers_path).pivot_table(
         index="run_id", columns="marker", values="value", dropna=False
     )
     result: dict[str, float | int | str] = {}
     for model, prefix in (("mlp", "mlp"), ("transformer", "tf")):
-        chosen = runs[(runs.model == model) & (runs.lr > 0)]
+        chosen = runs[(runs.model == model) & (runs.role == "canonical")]
         if chosen.empty:
             continue
         first = chosen.iloc[0]
@@ -142,10 +138,10 @@ def numbers(markers_path, runs_path, out: Path) -> None:
             for name in PHASE_BOUNDARIES:
                 result[f"tf_{name}"] = float(v[name])
                 result[f"tf_llc_at_{name}"] = float(v[f"llc_at_{name}"])
-    mlp = runs[(runs.model == "mlp") & (runs.lr > 0)].run_id
+    mlp = runs[(runs.model == "mlp") & (runs.role == "canonical")].run_id
     result["mlp_n_seeds"] = len(mlp)
     result["mlp_n_generalized"] = int(values.reindex(mlp)["test_fall"].notna().sum())
     clean = {
         k: (None if isinstance(x, float) and not math.isfinite(x) else x) for k, x in result.items()
     }
-    Path(out).write_text(json.dumps(clean, indent=2) + "\n")
+    write_numbers(clean, out)

@@ -4,12 +4,12 @@ table and the ensemble table.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from alignlab.results import write_numbers
 from experiments.reward.bon import d_of_n
 from experiments.reward.summary import RULE_LABEL
 
@@ -109,7 +109,7 @@ def numbers(
         if out_ensemble_table is not None:
             Path(out_ensemble_table).parent.mkdir(parents=True, exist_ok=True)
             Path(out_ensemble_table).write_text(ensemble_table(ens.reset_index()))
-    Path(out_json).write_text(json.dumps(result, indent=2) + "\n")
+    write_numbers(result, out_json)
     Path(out_table).parent.mkdir(parents=True, exist_ok=True)
     Path(out_table).write_text(fit_table(fits))
 

@@ -29,7 +29,6 @@ Definitions
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +41,7 @@ from alignlab.config import expand_runs, load_experiment
 from alignlab.measures import final_key_frequencies
 from alignlab.modular import dataset_id, model_config
 from alignlab.provenance import config_hash
+from alignlab.results import write_numbers
 from alignlab.tables import flat_config
 
 SWEEPS = ("fraction", "phase", "width", "weight_decay")
@@ -171,7 +171,8 @@ def final_checkpoint_key_frequencies(run_dir: Path, threshold: float) -> list[in
 def summarize_run(run_id: str, run: dict, run_dir: Path, analysis: dict, out: Path) -> None:
     """One row (parquet) per run: config values, milestones, phase and final key frequencies."""
     log = pd.read_parquet(Path(run_dir) / "train_log.parquet")
-    row = {"run_id": run_id, **flat_config(run), **summarize_log(log, analysis)}
+    # every run is a point of one of the sweeps (its `sweep` column says which)
+    row = {"run_id": run_id, "role": "sweep", **flat_config(run), **summarize_log(log, analysis)}
     if run["p"] % 2 == 1 and run["op"] == "add" and model_config(run).is_one_layer:
         keys = final_checkpoint_key_frequencies(run_dir, analysis["key_freq_threshold"])
         row |= {"n_key_freqs": len(keys), "key_freqs": ",".join(map(str, keys))}
@@ -295,7 +296,7 @@ def numbers(runs_path: Path, out: Path) -> None:
     if len(control):
         result["control_test_acc"] = float(control.final_test_acc.max())
         result["control_budget"] = int(control.steps.iloc[0])
-    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    write_numbers(result, out)
 
 
 def describe_model(run: pd.Series) -> str:

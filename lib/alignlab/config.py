@@ -204,25 +204,49 @@ def dataclass_from(cls, values: dict, what: str):
     return cls(**values)
 
 
+# Keys of a run entry that say what the run is for, not how it trains: they stay out of the
+# resolved config (so out of its hash) and, but for the label, out of the run id.
+_NOT_SETTINGS = ("label", "role")
+# What a run is for: the runs a claim is about (every seed of the published setting), the runs
+# where it is false by design (no weight decay, a frozen model), points of a sweep, constructed
+# nulls. Tables carry it as runs.parquet's `role`, so no code picks a run by a config value.
+ROLES = ("canonical", "control", "sweep", "null")
+
+
 def run_slug(overrides: dict) -> str:
-    parts = [f"{_SLUG_NAMES.get(k, k)}{v}" for k, v in sorted(overrides.items()) if k != "label"]
+    parts = [
+        f"{_SLUG_NAMES.get(k, k)}{v}"
+        for k, v in sorted(overrides.items())
+        if k not in _NOT_SETTINGS
+    ]
     if "label" in overrides:
         parts.insert(0, str(overrides["label"]))
     return "-".join(parts) or "base"
 
 
-def expand_runs(block: dict) -> dict[str, dict]:
-    """{run_id: resolved run config} for the grid product plus the extra runs."""
+def _expand(block: dict) -> list[tuple[str, dict, str]]:
+    """(run_id, resolved run config, role) for the grid product plus the extra runs. Grid runs
+    take the block's `role` (default canonical), extra runs their own (default control)."""
     grid = block.get("grid", {})
     keys = sorted(grid)
     overrides = [
-        dict(zip(keys, values, strict=True))
+        (dict(zip(keys, values, strict=True)), block.get("role", "canonical"))
         for values in itertools.product(*(grid[k] for k in keys))
     ]
-    overrides += [dict(extra) for extra in block.get("runs", [])]
-    runs = {}
-    for override in overrides:
-        resolved = {**block["defaults"], **{k: v for k, v in override.items() if k != "label"}}
-        run_id = f"{run_slug(override)}-{config_hash(resolved)}"
-        runs[run_id] = resolved
-    return runs
+    overrides += [(dict(extra), extra.get("role", "control")) for extra in block.get("runs", [])]
+    expanded = []
+    for override, role in overrides:
+        settings = {k: v for k, v in override.items() if k not in _NOT_SETTINGS}
+        resolved = {**block["defaults"], **settings}
+        expanded.append((f"{run_slug(override)}-{config_hash(resolved)}", resolved, role))
+    return expanded
+
+
+def expand_runs(block: dict) -> dict[str, dict]:
+    """{run_id: resolved run config} for the grid product plus the extra runs."""
+    return {run_id: run for run_id, run, _ in _expand(block)}
+
+
+def run_roles(block: dict) -> dict[str, str]:
+    """{run_id: role} of the runs `expand_runs` gives (see ROLES)."""
+    return {run_id: role for run_id, _, role in _expand(block)}

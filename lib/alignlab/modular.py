@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from alignlab import results
 from alignlab.checkpoints import load_stack
 from alignlab.config import check_run
 from alignlab.data import build_dataset, load_dataset, save_dataset
 from alignlab.measures import progress_measures
 from alignlab.models import ModelConfig
-from alignlab.tables import flat_config
 from alignlab.train import TrainConfig, train
 
 _MODEL_KEYS = (
@@ -92,12 +92,12 @@ def measure_run(
 
 
 def collect(
-    run_ids: list[str], runs: dict[str, dict], tables: list[Path], out_measures, out_runs
+    run_ids: list[str],
+    runs: dict[str, dict],
+    roles: dict[str, str],
+    tables: list[Path],
+    out_measures,
+    out_runs,
 ) -> None:
-    """Concatenate per-run tables (never recompute) and write run metadata keyed by run_id."""
-    frames = [
-        pd.read_parquet(path).assign(run_id=rid) for rid, path in zip(run_ids, tables, strict=True)
-    ]
-    pd.concat(frames, ignore_index=True).to_parquet(out_measures, index=False)
-    meta = pd.DataFrame([{"run_id": rid, **flat_config(runs[rid])} for rid in run_ids])
-    meta.to_parquet(out_runs, index=False)
+    """The per-run measures stacked (never recomputed) and the runs table with each run's role."""
+    results.collect(run_ids, runs, roles, tables, out_measures, out_runs)

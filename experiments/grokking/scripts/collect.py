@@ -4,4 +4,11 @@ from alignlab.modular import collect
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    collect(sm.params.run_ids, sm.params.runs, sm.input.tables, sm.output.measures, sm.output.runs)
+    collect(
+        sm.params.run_ids,
+        sm.params.runs,
+        sm.params.roles,
+        sm.input.tables,
+        sm.output.measures,
+        sm.output.runs,
+    )

@@ -7,6 +7,7 @@ with job(sm):
     collect(
         sm.params.run_ids,
         sm.params.runs,
+        sm.params.roles,
         sm.input.tables,
         sm.input.traces,
         sm.output.measures,
