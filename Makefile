@@ -11,7 +11,7 @@ SCALE ?= laptop
 EXP ?=
 SMK := $(VENV)/bin/snakemake --config scale=$(SCALE) $(if $(EXP),only=$(EXP))
 
-.PHONY: reproduce test test-portable lint format bench dry-run clean-results
+.PHONY: reproduce test test-unit test-portable lint format bench dry-run clean-results
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -31,6 +31,10 @@ dry-run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The unit tests alone (no Snakemake run): quick feedback while editing.
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not workflow"
 
 # fp32 rounding depends on the CPU's kernels: the suite must pass under each of these choices.
 test-portable: $(STAMP)

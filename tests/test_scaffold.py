@@ -10,6 +10,8 @@ import pytest
 
 from alignlab.scaffold import new_experiment
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: `pytest -m "not workflow"` skips it
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,8 +31,8 @@ def repo_copy(tmp_path):
 
 
 def _run_in_copy(repo_copy: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python -m <args>` in the copy, importing the copy's alignlab (with the new module)."""
-    env = {**os.environ, "PYTHONPATH": str(repo_copy / "lib")}
+    """`python -m <args>` in the copy, importing the copy's alignlab and experiments."""
+    env = {**os.environ, "PYTHONPATH": f"{repo_copy / 'lib'}{os.pathsep}{repo_copy}"}
     return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=repo_copy,
@@ -42,10 +44,13 @@ def _run_in_copy(repo_copy: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_scaffolded_experiment_is_planned_by_the_dag(repo_copy):
+    before = {path for path in repo_copy.rglob("*") if path.is_file()}
     written = new_experiment("toy_decay", repo_copy)
-    assert repo_copy / "experiments/toy_decay/rules.smk" in written
-    assert (repo_copy / "lib/alignlab/toy_decay.py").exists()
-    assert (repo_copy / "tests/test_toy_decay.py").exists()
+    folder = repo_copy / "experiments" / "toy_decay"
+    assert folder / "rules.smk" in written and folder / "tests" / "test_toy_decay.py" in written
+    created = {path for path in repo_copy.rglob("*") if path.is_file()} - before
+    assert created == set(written)
+    assert all(path.is_relative_to(folder) for path in created)  # one folder, nothing else
     for scale in ("smoke", "paper"):
         result = _run_in_copy(
             repo_copy, "snakemake", "-n", "--cores", "1", "--config", f"scale={scale}"
@@ -62,7 +67,8 @@ def test_scaffolded_experiment_runs_end_to_end(repo_copy):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (repo_copy / "paper/figures/toy_decay/curve.png").exists()
     assert "toy_decay" in (repo_copy / "paper/generated/sections.tex").read_text()
-    tests = _run_in_copy(repo_copy, "pytest", "-q", str(repo_copy / "tests/test_toy_decay.py"))
+    folder = repo_copy / "experiments" / "toy_decay"
+    tests = _run_in_copy(repo_copy, "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests"))
     assert tests.returncode == 0, tests.stdout[-2000:]
 
 

@@ -139,7 +139,7 @@ def test_dag_config_typos_are_errors_listing_the_valid_ones(config, says):
     check_dag_config({"scale": "smoke", "only": "grokking,llc", "pdf": "off"}, allowed)
 
 
-@pytest.mark.slow
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -11,6 +11,8 @@ import yaml
 
 from alignlab.markers import STATUSES
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: `pytest -m "not workflow"` skips it
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 

@@ -1,9 +1,10 @@
 """`alignlab new-experiment NAME`: a new experiment folder that runs in the DAG at once.
 
-Writes experiments/NAME/ (config with smoke/laptop/paper blocks, schema, rules, scripts, markers,
-paper section, report caption, README), lib/alignlab/NAME.py and tests/test_NAME.py from the
-templates beside this file. Nothing else changes: the Snakefile discovers experiments/*/rules.smk
-and the paper picks up every experiment with a markers.yaml.
+Writes experiments/NAME/ and nothing else: config with smoke/laptop/paper blocks, schema, rules,
+scripts, markers, paper section, report caption, README, its science code (process.py) and its
+tests (tests/test_NAME.py), from the templates beside this file. The Snakefile discovers
+experiments/*/rules.smk, pytest collects experiments/*/tests, and the paper picks up every
+experiment with a markers.yaml.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ def check_name(name: str, root: Path) -> None:
         raise ValueError(
             f"experiment name {name!r} must be a lowercase Python identifier (letters, digits, _)"
         )
-    lib = root / "lib" / "alignlab"
-    candidates = (root / "experiments" / name, lib / f"{name}.py", lib / name)
+    candidates = (root / "experiments" / name,)
     taken = [path for path in candidates if path.exists()]
     if taken:
         raise FileExistsError(f"experiment name {name!r} is taken: {', '.join(map(str, taken))}")
@@ -43,7 +43,6 @@ def new_experiment(name: str, root: Path) -> list[Path]:
     check_name(name, root)
     values = {
         "name": name,
-        "module": name,
         "upper": name.upper(),
         "title": name.replace("_", " ").capitalize(),
         "tex_name": name.replace("_", r"\_"),
@@ -51,14 +50,15 @@ def new_experiment(name: str, root: Path) -> list[Path]:
         "final_value_macro": macro_name(name, "final_value"),
     }
     experiment = TEMPLATES / "experiment"
-    written = [
-        _render(path, root / "experiments" / name / path.relative_to(experiment), values)
+    return [
+        _render(
+            path, root / "experiments" / name / _target(path.relative_to(experiment), name), values
+        )
         for path in sorted(experiment.rglob("*"))
-        if path.is_file()
+        if path.is_file() and "__pycache__" not in path.parts
     ]
-    module = root / "lib" / "alignlab" / f"{name}.py"
-    written.append(_render(TEMPLATES / "module.py", module, values))
-    written.append(
-        _render(TEMPLATES / "test_module.py", root / "tests" / f"test_{name}.py", values)
-    )
-    return written
+
+
+def _target(relative: Path, name: str) -> Path:
+    """A template's path in the new folder: NAME in a file name becomes the experiment's name."""
+    return relative.with_name(relative.name.replace("NAME", name))

@@ -1,9 +1,10 @@
 # $name: simulate -> collect -> markers and numbers -> figure. Replace the toy process in
-# lib/alignlab/$module.py with your experiment; keep the rule shapes.
-from alignlab.config import expand_runs, load_experiment
+# process.py (beside this file) with your experiment; keep the rule shapes.
+from alignlab.config import expand_runs, load_experiment, run_roles
 
 ${upper}_CFG = load_experiment(ROOT / "experiments/$name", SCALE)
 ${upper}_RUNS = expand_runs(${upper}_CFG)
+${upper}_ROLES = run_roles(${upper}_CFG)  # canonical: the seeds; control: no decay
 ${upper}_OUT = f"results/$name/{SCALE}"
 ${upper}_FIGS = "paper/figures/$name"
 
@@ -15,11 +16,7 @@ rule ${name}_run:
         f"{${upper}_OUT}/runs/{{run_id}}/measures.parquet",
     params:
         run=lambda wc: ${upper}_RUNS[wc.run_id],
-        code=code("alignlab.$module"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
+        code=code("experiments.$name.process"),
     log:
         f"{${upper}_OUT}/logs/run/{{run_id}}.log",
     script:
@@ -37,12 +34,9 @@ rule ${name}_summarize:
     params:
         run_ids=sorted(${upper}_RUNS),
         runs=${upper}_RUNS,
+        roles=${upper}_ROLES,
         threshold=${upper}_CFG["analysis"]["threshold"],
-        code=code("alignlab.$module"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
+        code=code("experiments.$name.process"),
     log:
         f"{${upper}_OUT}/logs/summarize.log",
     script:
@@ -56,11 +50,7 @@ rule ${name}_figure:
         pdf=f"{${upper}_FIGS}/curve.pdf",
         png=report(f"{${upper}_FIGS}/curve.png", category="$name", caption="report/curve.rst"),
     params:
-        code=code("alignlab.$module"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
+        code=code("experiments.$name.process"),
     log:
         f"{${upper}_OUT}/logs/figure.log",
     script:

@@ -1,7 +1,14 @@
 # Adapts Snakemake's inputs/params to one library call (see rules.smk).
-from alignlab.$module import summarize
 from alignlab.jobs import job
+from experiments.$name.process import summarize
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    summarize(sm.params.run_ids, sm.params.runs, sm.input.tables, sm.params.threshold, sm.output)
+    summarize(
+        sm.params.run_ids,
+        sm.params.runs,
+        sm.params.roles,
+        sm.input.tables,
+        sm.params.threshold,
+        sm.output,
+    )

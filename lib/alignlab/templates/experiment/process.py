@@ -6,12 +6,12 @@ Replace `run` with your training or simulation; keep its output a tidy table
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from alignlab import results
 from alignlab.figures.style import COLORS, house_style, save
 from alignlab.figures.style import figure as new_figure
 
@@ -26,18 +26,19 @@ def run(cfg: dict, out: Path) -> None:
     frame.to_parquet(out, index=False)
 
 
-def summarize(run_ids, runs, tables, threshold: float, out) -> None:
-    """Concatenate runs; per-run marker values; the numbers the paper quotes."""
-    measures = pd.concat(
-        [pd.read_parquet(t).assign(run_id=r) for r, t in zip(run_ids, tables, strict=True)]
-    )
-    measures.to_parquet(out.measures, index=False)
-    pd.DataFrame([{"run_id": r, **runs[r]} for r in run_ids]).to_parquet(out.runs, index=False)
+def summarize(run_ids, runs, roles, tables, threshold: float, out) -> None:
+    """Stack the runs; per-run marker values; the numbers the paper quotes."""
+    results.collect(run_ids, runs, roles, tables, out.measures, out.runs)
+    measures = pd.read_parquet(out.measures)
     final = measures[measures.step == measures.step.max()].set_index("run_id")["value"]
-    markers = pd.DataFrame({"run_id": final.index, "marker": "final_value", "value": final.values})
-    markers.to_parquet(out.markers, index=False)
-    numbers = {"n_runs": len(run_ids), "final_value": float(final.max()), "threshold": threshold}
-    Path(out.numbers).write_text(json.dumps(numbers, indent=2) + "\n")
+    results.write_markers({rid: {"final_value": float(v)} for rid, v in final.items()}, out.markers)
+    canonical = [rid for rid in run_ids if roles[rid] == "canonical"]
+    numbers = {
+        "n_runs": len(canonical),
+        "final_value": float(final[canonical].max()),
+        "threshold": threshold,
+    }
+    results.write_numbers(numbers, out.numbers)
 
 
 def figure(measures_path, out_pdf, out_png) -> None:

@@ -1,0 +1,1 @@
+"""$title: scaffolded by `alignlab new-experiment $name` (replace with what it studies)."""
