@@ -31,7 +31,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from alignlab.config import dataclass_from
 from alignlab.data import ModularDataset, build_dataset, load_dataset, save_dataset
 from alignlab.models import FinalPositionTransformer, ModelConfig
 from alignlab.provenance import code_version, config_hash, provenance, write_json
+from alignlab.repair import trusted_resume
 from alignlab.runtime import configure_torch, resolve_device
 from alignlab.tables import flat_config, series
 from alignlab.train import TrainingDiverged, load_optimizer_state, optimizer_state_tensors
@@ -144,18 +144,14 @@ def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) ->
     batches = torch.Generator().manual_seed(run["seed"])
     step, log = 0, []
     resume = run_dir / "resume.safetensors"
-    if resume.exists():
-        tensors, stored_step, extra = ckpt.load_resume(resume)
-        if extra.get("fingerprint") == fingerprint:
-            params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
-            model.load_state_dict(params)
-            load_optimizer_state(optimizer, tensors, extra["param_groups"])
-            batches.set_state(tensors["batch_rng"])
-            step, log = stored_step, extra["log"]
-            tqdm.write(f"resuming {run_dir.name} from step {step}")
-        else:
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-            resume.unlink()
+    trusted = trusted_resume(run_dir, fingerprint)  # verified, or None after cleaning up
+    if trusted is not None:
+        tensors, step, extra = trusted
+        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
+        model.load_state_dict(params)
+        load_optimizer_state(optimizer, tensors, extra["param_groups"])
+        batches.set_state(tensors["batch_rng"])
+        log = extra["log"]
     a, b, c = dataset.split(True)
     batch = min(run["batch_size"], len(a))
     with tqdm(total=run["steps"], initial=step, desc=run_dir.name, mininterval=2) as bar:
@@ -372,12 +368,12 @@ def llc_run(
     """
     run_dir, sgld_cfg = Path(run_dir), SGLDConfig.from_dict(sgld)
     a, b, c = load_dataset(dataset_path).split(True)
-    chosen = select_checkpoints(ckpt.list_checkpoints(run_dir / "checkpoints"), every, also)
-    if not chosen:
-        raise ckpt.CheckpointError(f"{run_dir}: no checkpoints")
+    chosen = select_checkpoints(ckpt.run_checkpoints(run_dir), every, also)
+    work_dir = Path(out_table).parent  # this job's own folder: no other job's scratch is there
+    ckpt.remove_stale_temps(work_dir, pattern="sgld-*")  # left by a killed LLC job
     rows, traces, disagree = [], [], []
     for step, path in tqdm(chosen, desc=f"LLC {run_dir.name}", mininterval=5):
-        est = estimate_llc(_load_model(path), a, b, c, sgld_cfg, work_dir=Path(out_table).parent)
+        est = estimate_llc(_load_model(path), a, b, c, sgld_cfg, work_dir=work_dir)
         rows += [
             (step, "llc", "", est.llc),
             (step, "chains_agree", "", float(est.chains_agree)),

@@ -20,15 +20,17 @@ import torch
 import torch.nn.functional as F
 
 from alignlab.checkpoints import atomic_save, save_weights, step_path
+from alignlab.integrity import read_verified
 from alignlab.provenance import provenance, write_json
+from alignlab.repair import start_afresh
 from alignlab.reward.bon import bon_curves, d_of_n, n_grid
 from alignlab.reward.env import Env, EnvConfig, make_pairs, make_pool
 from alignlab.reward.model import RewardModel, RMConfig, init_params, n_params, score
 from alignlab.runtime import resolve_device
 
-PAIRS_FORMAT = "alignlab-reward-pairs-v1"
-POOL_FORMAT = "alignlab-reward-pool-v1"
-SCORES_FORMAT = "alignlab-reward-scores-v1"
+PAIRS_FORMAT = "alignlab-reward-pairs-v2"  # v2: checksummed (alignlab.integrity)
+POOL_FORMAT = "alignlab-reward-pool-v2"
+SCORES_FORMAT = "alignlab-reward-scores-v2"
 
 
 # ----- datasets ------------------------------------------------------------------------------
@@ -38,13 +40,8 @@ def _save_arrays(arrays: dict[str, np.ndarray], path: Path, fmt: str, meta: dict
 
 
 def _load_arrays(path: Path, fmt: str) -> dict[str, np.ndarray]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        if meta.get("format") != fmt:
-            raise ValueError(f"{path}: format {meta.get('format')!r}, expected {fmt!r}")
-        return {k: fh.get_tensor(k).numpy() for k in fh.keys()}  # noqa: SIM118
+    """Verified arrays (checksum, as for checkpoints) or CheckpointError naming the file."""
+    return {k: v.numpy() for k, v in read_verified(Path(path), fmt)[0].items()}
 
 
 def pairs_spec(run: dict, env: dict) -> dict:
@@ -155,6 +152,7 @@ def train_rm(run: dict, cfg: RMConfig, pairs, run_dir: Path, device: torch.devic
         f"RM {n_params(cfg)} params, {n_train} train / {len(test['chosen_eos'])} held-out "
         f"pairs, {steps} steps of batch {run['batch_size']}"
     )
+    start_afresh(run_dir)  # no resume: the checkpoints of an earlier run must not mix in
     torch.manual_seed(run["seed"])
     model = RewardModel(cfg, init_params(cfg, run["seed"])).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"])
