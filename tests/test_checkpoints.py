@@ -155,3 +155,11 @@ def test_stale_temporary_files_are_removed(tmp_path, cfg):
     stale.write_bytes(b"half a checkpoint")
     assert ckpt.remove_stale_temps(tmp_path) == [stale]
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_sgld_scratch_left_by_a_killed_llc_job_is_removed(tmp_path):
+    scratch = tmp_path / "sgld-x1y2"
+    (scratch / "samples.zarr").mkdir(parents=True)
+    (tmp_path / "llc.parquet").write_bytes(b"kept")
+    assert ckpt.remove_stale_temps(tmp_path, pattern="sgld-*") == [scratch]
+    assert [p.name for p in tmp_path.iterdir()] == ["llc.parquet"]

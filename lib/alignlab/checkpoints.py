@@ -22,14 +22,19 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from alignlab.integrity import CheckpointError, read_verified, remove_stale_temps, with_digest
+from alignlab.integrity import (
+    REPAIR_HINT,
+    CheckpointError,
+    read_verified,
+    remove_stale_temps,
+    with_digest,
+)
 
 __all__ = ["CheckpointError", "remove_stale_temps"]
 
 WEIGHTS_FORMAT = "alignlab-weights-v2"
 RESUME_FORMAT = "alignlab-resume-v2"
 _STEP_FILE = re.compile(r"^step_(\d+)\.safetensors$")
-REPAIR_HINT = "rerun the run's training job (e.g. snakemake --forcerun <train rule>) to repair it"
 
 
 def step_path(checkpoint_dir: Path, step: int) -> Path:
@@ -65,7 +70,8 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], int, dict]:
     step = int(meta["step"])
     match = _STEP_FILE.match(Path(path).name)
     if match and int(match.group(1)) != step:
-        raise CheckpointError(f"{path}: file name says step {match.group(1)}, metadata {step}")
+        detail = f"file name says step {match.group(1)}, metadata {step}"
+        raise CheckpointError(f"{path}: {detail}", detail)
     return tensors, step, json.loads(meta["model"])
 
 
@@ -158,5 +164,5 @@ def first_unverified(checkpoint_dir: Path, steps: Sequence[int]) -> tuple[int, s
         try:
             load_weights(path)
         except CheckpointError as err:
-            return step, f"checkpoint {path.name} failed verification: {err}"
+            return step, f"checkpoint {path.name} failed verification: {err.detail}"
     return None

@@ -40,8 +40,22 @@ _DTYPES = {
 }
 
 
+REPAIR_HINT = "rerun the run's training job (e.g. snakemake --forcerun <train rule>) to repair it"
+
+
 class CheckpointError(RuntimeError):
-    """A checkpoint that is truncated, corrupt, foreign or does not match the model or run."""
+    """A checkpoint that is truncated, corrupt, foreign or does not match the model or run.
+
+    `detail`: what is wrong, without the file name or the repair hint (for a training job's own
+    log, which names the file itself and is the repair)."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
+
+
+def _broken(path: Path, detail: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {detail}; {REPAIR_HINT}", detail)
 
 
 def _raw(tensor: torch.Tensor) -> bytes:
@@ -95,13 +109,13 @@ def with_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> b
 def _header(path: Path, data: bytes) -> dict:
     size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
     if size < 0 or 8 + size > len(data):
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint (truncated header)")
+        raise _broken(path, "not a readable safetensors checkpoint (truncated header)")
     try:
         header = json.loads(data[8 : 8 + size])
     except (UnicodeDecodeError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({err})") from err
+        raise _broken(path, f"not a readable safetensors checkpoint ({err})") from err
     if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint (bad header)")
+        raise _broken(path, "not a readable safetensors checkpoint (bad header)")
     return header
 
 
@@ -111,31 +125,26 @@ def read_verified(path: Path, expected_format: str) -> tuple[dict[str, torch.Ten
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise CheckpointError(f"{path}: cannot be read ({err})") from err
+        raise _broken(path, f"cannot be read ({err})") from err
     metadata = _header(path, data).get("__metadata__", {})
     found = metadata.get("format")
     if found != expected_format:
-        if isinstance(found, str) and found.split("-v")[0] == expected_format.split("-v")[0]:
-            raise CheckpointError(
-                f"{path}: written by another alignlab version (format {found!r}, expected "
-                f"{expected_format!r}, which carries a checksum); rerun its training job"
-            )
-        raise CheckpointError(
-            f"{path}: foreign checkpoint (format {found!r}, expected {expected_format!r})"
-        )
+        ours = isinstance(found, str) and found.split("-v")[0] == expected_format.split("-v")[0]
+        what = "written by another alignlab version" if ours else "foreign checkpoint"
+        raise _broken(path, f"{what} (format {found!r}, expected {expected_format!r})")
     if DIGEST_KEY not in metadata:
-        raise CheckpointError(f"{path}: has no checksum; rerun its training job")
+        raise _broken(path, "has no checksum")
     try:
         loaded = load_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({err})") from err
+        raise _broken(path, f"not a readable safetensors checkpoint ({err})") from err
     # Sorted by name, as safetensors' load_file gives them: `load` gives hash-map order, and
     # readers that sum over parameters in dict order would then round differently run to run.
     tensors = {name: loaded[name] for name in sorted(loaded)}
     if encode(tensors, metadata) != data:
-        raise CheckpointError(f"{path}: failed verification (header or length altered)")
+        raise _broken(path, "header or length altered since it was written")
     if content_digest(tensors, metadata) != metadata[DIGEST_KEY]:
-        raise CheckpointError(f"{path}: failed verification (checksum mismatch: data altered)")
+        raise _broken(path, "checksum mismatch: data altered since it was written")
     return tensors, metadata
 
 
