@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
 from alignlab import faults
 from alignlab.data import build_dataset, save_dataset
 from alignlab.grokking import train_run
@@ -56,11 +57,11 @@ def same_result(run_dir: Path, reference: Path) -> bool:
 
 
 def soak_run(workdir: Path, dataset: Path, kills: int, duration: float, rng) -> tuple[int, int]:
-    """Train once with `kills` SIGKILLs (every other one inside a checkpoint write), then to
-    completion; return (kills delivered, of them inside a write)."""
+    """Train once with `kills` SIGKILLs (every other one, from the first, inside a checkpoint
+    write), then to completion; return (kills delivered, of them inside a write)."""
     delivered, in_write = 0, 0
     for i in range(kills):
-        if i % 2:
+        if i % 2 == 0:
             proc = faults.start_training(RUN, dataset, workdir, write_delay=0.05)
             try:
                 faults.kill_in_write(proc, workdir, min_step=rng.randrange(RUN["steps"]))
