@@ -1,8 +1,10 @@
 """Soak test: SIGKILL training at random moments, resume, and compare with an uninterrupted run.
 
-Each round trains the same small run to completion, killed `--kills-per-run` times at random
-moments (uniform over the expected run time) and resumed each time; its log and final weights
-must equal, bit for bit, those of one uninterrupted run (same thread count and compile setting).
+Each round trains the same small run to completion, killed `--kills-per-run` times and resumed
+each time: at random moments (uniform over the expected run time), and every other kill inside a
+checkpoint write (the child holds each write with its temporary file on disk; killed there).
+Its log, every checkpoint file and the resume state must equal, byte for byte, those of one
+uninterrupted run (same thread count and compile setting), and no temporary file may survive.
 
     .venv/bin/python bench/kill_soak.py --kills 20
 """
@@ -16,9 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from alignlab import checkpoints as ckpt
 from alignlab import faults
 from alignlab.data import build_dataset, save_dataset
 from alignlab.modular import train_run
@@ -47,21 +47,33 @@ RUN = {
 
 
 def same_result(run_dir: Path, reference: Path) -> bool:
+    """Same train log and byte-identical checkpoints and resume state."""
     logs = [pd.read_parquet(d / "train_log.parquet") for d in (run_dir, reference)]
-    final = ckpt.step_path(Path("checkpoints"), RUN["steps"])
-    got, want = (ckpt.load_weights(d / final)[0] for d in (run_dir, reference))
-    return logs[0].equals(logs[1]) and all(torch.equal(got[k], want[k]) for k in want)
+    files = [
+        {p.name: p.read_bytes() for p in [d / "resume.safetensors", *(d / "checkpoints").iterdir()]}
+        for d in (run_dir, reference)
+    ]
+    return logs[0].equals(logs[1]) and files[0] == files[1]
 
 
-def soak_run(workdir: Path, dataset: Path, kills: int, duration: float, rng) -> int:
-    """Train once with `kills` random SIGKILLs, then to completion; return kills delivered."""
-    delivered = 0
-    for _ in range(kills):
+def soak_run(workdir: Path, dataset: Path, kills: int, duration: float, rng) -> tuple[int, int]:
+    """Train once with `kills` SIGKILLs (every other one, from the first, inside a checkpoint
+    write), then to completion; return (kills delivered, of them inside a write)."""
+    delivered, in_write = 0, 0
+    for i in range(kills):
+        if i % 2 == 0:
+            proc = faults.start_training(RUN, dataset, workdir, write_delay=0.05)
+            try:
+                faults.kill_in_write(proc, workdir, min_step=rng.randrange(RUN["steps"]))
+                delivered, in_write = delivered + 1, in_write + 1
+            except RuntimeError:  # finished first: nothing left to interrupt
+                pass
+            continue
         proc = faults.start_training(RUN, dataset, workdir)
         time.sleep(rng.uniform(0.2, duration))
         delivered += faults.kill(proc)
     faults.start_training(RUN, dataset, workdir).wait()
-    return delivered
+    return delivered, in_write
 
 
 def main(argv=None) -> dict:
@@ -78,17 +90,21 @@ def main(argv=None) -> dict:
         start = time.perf_counter()
         train_run(RUN, dataset, tmp / "reference", threads=1)
         duration = time.perf_counter() - start + 2.0  # + interpreter start-up in the child
-        delivered, mismatches, rounds = 0, 0, 0
+        delivered, in_write, mismatches, leftovers, rounds = 0, 0, 0, 0, 0
         while delivered < args.kills:
             run_dir = tmp / f"killed{rounds}"
-            delivered += soak_run(run_dir, dataset, args.kills_per_run, duration, rng)
+            done = soak_run(run_dir, dataset, args.kills_per_run, duration, rng)
+            delivered, in_write = delivered + done[0], in_write + done[1]
             mismatches += not same_result(run_dir, tmp / "reference")
+            leftovers += len(faults.temp_files(run_dir))
             rounds += 1
     print(
-        f"kill soak: {delivered} SIGKILLs over {rounds} runs, {mismatches} runs differed "
-        "from the uninterrupted one"
+        f"kill soak: {delivered} SIGKILLs ({in_write} inside checkpoint writes) over {rounds} "
+        f"runs, {mismatches} runs differed from the uninterrupted one, {leftovers} temporary "
+        "files left"
     )
-    return {"kills": delivered, "runs": rounds, "mismatches": mismatches}
+    return {"kills": delivered, "in_write": in_write, "runs": rounds, "mismatches": mismatches,
+            "temp_files_left": leftovers}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -81,7 +81,6 @@ rule paper_sections:
         "paper/generated/sections.tex",
     params:
         experiments=PAPER_EXPERIMENTS,
-        root=str(ROOT),
         code=code("alignlab.paper"),
     threads: 1
     resources:

@@ -15,7 +15,7 @@ from alignlab.markers_table import (
     summary,
     with_sources,
 )
-from alignlab.paper import macro_name, write_numbers
+from alignlab.paper import macro_name, write_numbers, write_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 NAN = math.nan
@@ -228,6 +228,16 @@ def test_numbers_become_one_macro_each(tmp_path):
     assert "\\newcommand{\\myExpKeyFreqs}{5, 21}" in text
     assert "\\newcommand{\\myExpP}{113}" in text
     assert macro_name("clock_pizza", "n_runs") == "clockPizzaNRuns"
+
+
+def test_section_list_is_relative_to_paper_so_the_same_on_every_machine(tmp_path):
+    write_sections(["grokking", "llc"], tmp_path / "sections.tex")
+    text = (tmp_path / "sections.tex").read_text()
+    lines = text.splitlines()[1:]
+    assert lines == [
+        "\\input{../experiments/grokking/paper.tex}",
+        "\\input{../experiments/llc/paper.tex}",
+    ]
 
 
 def test_seed_ranges_shorten_consecutive_seeds():

@@ -53,6 +53,9 @@ def test_smoke_dag_builds_the_paper_inputs(smoke_dag):
     findings_tex = (smoke_dag / "paper" / "generated" / "markers_table.tex").read_text()
     assert "Nanda et al. 2023" in findings_tex and "\\cite{nanda2023progress}" in findings_tex
     assert "uniform-attention" not in findings_tex  # controls have their own table
+    sections = (smoke_dag / "paper" / "generated" / "sections.tex").read_text()
+    assert "\\input{../experiments/grokking/paper.tex}" in sections
+    assert str(REPO) not in sections and str(smoke_dag) not in sections  # no machine's paths
     if shutil.which("latexmk"):
         assert (smoke_dag / "paper" / "main.pdf").stat().st_size > 10_000
 

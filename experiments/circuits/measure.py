@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from alignlab import fourier
-from alignlab.checkpoints import load_stack, load_weights, step_path
+from alignlab.checkpoints import load_stack, load_weights, run_checkpoints
 from alignlab.data import load_dataset
 from alignlab.measures import progress_measures, weight_l
 from alignlab.models import ModelConfig, init_params
@@ -191,9 +191,7 @@ def _model_rows(run_id: str, label: str, seed: int, cfg: ModelConfig, source: st
 
 
 def final_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], int, dict]:
-    checkpoints = Path(run_dir) / "checkpoints"
-    final = max(int(path.stem.split("_")[1]) for path in checkpoints.glob("step_*.safetensors"))
-    return load_weights(step_path(checkpoints, final))
+    return load_weights(run_checkpoints(run_dir)[-1][1])  # checked against the train log
 
 
 def other_seed_measures(run_dirs, key_freq_paths, seeds, threshold: float):

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from alignlab.checkpoints import list_checkpoints, load_weights
+from alignlab.checkpoints import load_weights, run_checkpoints
 from alignlab.models import ACTIVATIONS, FinalPositionTransformer, ModelConfig
 from alignlab.results import write_numbers
 
@@ -122,7 +122,7 @@ def measure_run(
     last), with the train/test loss and accuracy from its train log; tidy [step, measure,
     component, value]."""
     run_dir = Path(run_dir)
-    found = list_checkpoints(run_dir / "checkpoints")
+    found = run_checkpoints(run_dir)  # exactly the train log's steps, or CheckpointError
     chosen = found[::every] + ([found[-1]] if (len(found) - 1) % every else [])
     rows = []
     for step, path in chosen:

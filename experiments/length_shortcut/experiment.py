@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alignlab.checkpoints import list_checkpoints, load_weights
+from alignlab.checkpoints import load_weights, run_checkpoints
 from alignlab.config import check_run
 from alignlab.preference.env import Env, EnvConfig, make_pairs
 from alignlab.preference.model import RMConfig, n_params
@@ -104,7 +104,7 @@ def measure(run: dict, env_dict: dict, analysis: dict, run_dir, train_log, out) 
     )
     rows = []
     t0 = time.perf_counter()
-    checkpoints = list_checkpoints(Path(run_dir) / "checkpoints")
+    checkpoints = run_checkpoints(Path(run_dir), Path(train_log))  # the log's steps, all there
     for step, path in checkpoints:
         params, _, model_cfg = load_weights(path)
         cfg = RMConfig(**model_cfg)

@@ -226,12 +226,12 @@ def llc_run(
     """
     run_dir, sgld_cfg = Path(run_dir), SGLDConfig.from_dict(sgld)
     a, b, c = load_dataset(dataset_path).split(True)
-    chosen = select_checkpoints(ckpt.list_checkpoints(run_dir / "checkpoints"), every, also)
-    if not chosen:
-        raise ckpt.CheckpointError(f"{run_dir}: no checkpoints")
+    chosen = select_checkpoints(ckpt.run_checkpoints(run_dir), every, also)
+    work_dir = Path(out_table).parent  # this job's own folder: no other job's scratch is there
+    ckpt.remove_stale_temps(work_dir, pattern="sgld-*")  # left by a killed LLC job
     rows, traces, disagree = [], [], []
     for step, path in tqdm(chosen, desc=f"LLC {run_dir.name}", mininterval=5):
-        est = estimate_llc(_load_model(path), a, b, c, sgld_cfg, work_dir=Path(out_table).parent)
+        est = estimate_llc(_load_model(path), a, b, c, sgld_cfg, work_dir=work_dir)
         rows += [
             (step, "llc", "", est.llc),
             (step, "chains_agree", "", float(est.chains_agree)),

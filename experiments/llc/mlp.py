@@ -7,7 +7,6 @@ pairs; safetensors checkpoints through `alignlab.checkpoints`, exact resume.
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from alignlab import checkpoints as ckpt
 from alignlab.config import check_run, expand_runs, run_roles
 from alignlab.data import ModularDataset, build_dataset, load_dataset, save_dataset
 from alignlab.provenance import code_version, config_hash, provenance, write_json
+from alignlab.repair import trusted_resume
 from alignlab.runtime import configure_torch
 from alignlab.train import TrainingDiverged, load_optimizer_state, optimizer_state_tensors
 
@@ -109,18 +109,14 @@ def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) ->
     batches = torch.Generator().manual_seed(run["seed"])
     step, log = 0, []
     resume = run_dir / "resume.safetensors"
-    if resume.exists():
-        tensors, stored_step, extra = ckpt.load_resume(resume)
-        if extra.get("fingerprint") == fingerprint:
-            params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
-            model.load_state_dict(params)
-            load_optimizer_state(optimizer, tensors, extra["param_groups"])
-            batches.set_state(tensors["batch_rng"])
-            step, log = stored_step, extra["log"]
-            tqdm.write(f"resuming {run_dir.name} from step {step}")
-        else:
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-            resume.unlink()
+    trusted = trusted_resume(run_dir, fingerprint)  # verified, or None after cleaning up
+    if trusted is not None:
+        tensors, step, extra = trusted
+        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
+        model.load_state_dict(params)
+        load_optimizer_state(optimizer, tensors, extra["param_groups"])
+        batches.set_state(tensors["batch_rng"])
+        log = extra["log"]
     a, b, c = dataset.split(True)
     batch = min(run["batch_size"], len(a))
     with tqdm(total=run["steps"], initial=step, desc=run_dir.name, mininterval=2) as bar:

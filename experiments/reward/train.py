@@ -18,6 +18,7 @@ import torch
 
 from alignlab.checkpoints import atomic_save
 from alignlab.config import check_run
+from alignlab.integrity import read_verified
 from alignlab.preference.env import Env, EnvConfig, make_pairs, make_pool
 from alignlab.preference.model import n_params, score
 from alignlab.preference.train import rm_config, train_rm
@@ -25,9 +26,9 @@ from alignlab.provenance import provenance, write_json
 from alignlab.runtime import resolve_device
 from experiments.reward.bon import bon_curves, d_of_n, n_grid
 
-PAIRS_FORMAT = "alignlab-reward-pairs-v1"
-POOL_FORMAT = "alignlab-reward-pool-v1"
-SCORES_FORMAT = "alignlab-reward-scores-v1"
+PAIRS_FORMAT = "alignlab-reward-pairs-v2"  # v2: checksummed (alignlab.integrity)
+POOL_FORMAT = "alignlab-reward-pool-v2"
+SCORES_FORMAT = "alignlab-reward-scores-v2"
 
 
 # ----- datasets ------------------------------------------------------------------------------
@@ -37,13 +38,8 @@ def _save_arrays(arrays: dict[str, np.ndarray], path: Path, fmt: str, meta: dict
 
 
 def _load_arrays(path: Path, fmt: str) -> dict[str, np.ndarray]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        if meta.get("format") != fmt:
-            raise ValueError(f"{path}: format {meta.get('format')!r}, expected {fmt!r}")
-        return {k: fh.get_tensor(k).numpy() for k in fh.keys()}  # noqa: SIM118
+    """Verified arrays (checksum, as for checkpoints) or CheckpointError naming the file."""
+    return {k: v.numpy() for k, v in read_verified(Path(path), fmt)[0].items()}
 
 
 def pairs_spec(run: dict, env: dict) -> dict:

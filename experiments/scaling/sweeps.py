@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alignlab.checkpoints import list_checkpoints, load_weights
+from alignlab.checkpoints import load_weights, run_checkpoints
 from alignlab.config import expand_runs, load_experiment
 from alignlab.measures import final_key_frequencies
 from alignlab.modular import dataset_id, model_config
@@ -159,10 +159,7 @@ def summarize_log(log: pd.DataFrame, analysis: dict) -> dict:
 
 def final_checkpoint_key_frequencies(run_dir: Path, threshold: float) -> list[int]:
     """Key frequencies (W_L's Fourier norms >= threshold x the largest) of the last checkpoint."""
-    found = list_checkpoints(Path(run_dir) / "checkpoints")
-    if not found:
-        raise FileNotFoundError(f"{run_dir}: no checkpoints")
-    step, path = found[-1]
+    step, path = run_checkpoints(Path(run_dir))[-1]  # the train log's steps, or CheckpointError
     params, _, _ = load_weights(path)
     stacked = {name: value.unsqueeze(0) for name, value in params.items()}
     return final_key_frequencies([step], stacked, threshold)

@@ -1,9 +1,13 @@
-"""Checkpoints: safetensors files, written atomically, addressed by step.
+"""Checkpoints: checksummed safetensors files, written atomically, addressed by step.
 
 A run directory holds
+    train_log.parquet                     one row per checkpoint step: the run's checkpoint set
     checkpoints/step_000100.safetensors   weights only, one per scheduled step
-    resume.safetensors                    weights + optimizer moments + step + RNG, latest step only
-Never pickle: `torch.load` of an untrusted file executes code.
+    resume.safetensors                    weights + optimizer moments + step, latest step only
+Every file carries the SHA-256 of its content and is byte-reproducible (`alignlab.integrity`);
+every reader here verifies it and raises CheckpointError naming the file. Files of the earlier
+formats (v1, no checksum) are rejected with a message to rerun training; the code change makes
+Snakemake retrain anyway. Never pickle: `torch.load` of an untrusted file executes code.
 """
 
 from __future__ import annotations
@@ -12,19 +16,25 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-WEIGHTS_FORMAT = "alignlab-weights-v1"
-RESUME_FORMAT = "alignlab-resume-v1"
+from alignlab.integrity import (
+    REPAIR_HINT,
+    CheckpointError,
+    read_verified,
+    remove_stale_temps,
+    with_digest,
+)
+
+__all__ = ["CheckpointError", "remove_stale_temps"]
+
+WEIGHTS_FORMAT = "alignlab-weights-v2"
+RESUME_FORMAT = "alignlab-resume-v2"
 _STEP_FILE = re.compile(r"^step_(\d+)\.safetensors$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is truncated, foreign or does not match the model."""
 
 
 def step_path(checkpoint_dir: Path, step: int) -> Path:
@@ -32,14 +42,16 @@ def step_path(checkpoint_dir: Path, step: int) -> Path:
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`."""
+    """Write the checksummed file to a temporary file in the same directory, fsync, then rename
+    over `path`: a reader sees the old file or the whole new one, never part of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = with_digest({k: v.detach().cpu() for k, v in tensors.items()}, metadata)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        with open(tmp, "rb") as fh:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -47,74 +59,110 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str
         raise
 
 
-def _read(path: Path, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({err})") from err
-    found = metadata.get("format")
-    if found != expected_format:
-        raise CheckpointError(
-            f"{path}: foreign checkpoint (format {found!r}, expected {expected_format!r})"
-        )
-    return tensors, metadata
-
-
 def save_weights(params: dict[str, torch.Tensor], path: Path, step: int, model_cfg: dict) -> None:
     meta = {"format": WEIGHTS_FORMAT, "step": str(step), "model": json.dumps(model_cfg)}
-    atomic_save({k: v.detach().cpu() for k, v in params.items()}, path, meta)
+    atomic_save(params, path, meta)
 
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], int, dict]:
-    """Return (params, step, model config dict) of a weights checkpoint."""
-    tensors, meta = _read(path, WEIGHTS_FORMAT)
-    return tensors, int(meta["step"]), json.loads(meta["model"])
+    """Return (params, step, model config dict) of a verified weights checkpoint."""
+    tensors, meta = read_verified(path, WEIGHTS_FORMAT)
+    step = int(meta["step"])
+    match = _STEP_FILE.match(Path(path).name)
+    if match and int(match.group(1)) != step:
+        detail = f"file name says step {match.group(1)}, metadata {step}"
+        raise CheckpointError(f"{path}: {detail}", detail)
+    return tensors, step, json.loads(meta["model"])
 
 
 def list_checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path) of every weights checkpoint in the directory, by step."""
+    """(step, path) of every weights checkpoint file in the directory, by step (unverified)."""
     found = []
-    for entry in Path(checkpoint_dir).iterdir():
-        match = _STEP_FILE.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry))
+    if Path(checkpoint_dir).is_dir():
+        for entry in Path(checkpoint_dir).iterdir():
+            match = _STEP_FILE.match(entry.name)
+            if match:
+                found.append((int(match.group(1)), entry))
     return sorted(found)
 
 
-def load_stack(checkpoint_dir: Path) -> tuple[list[int], dict[str, torch.Tensor], dict]:
-    """All checkpoints of a run stacked along a leading checkpoint axis: (steps, params, model)."""
-    steps, stacks, model_cfg = [], {}, None
-    for step, path in list_checkpoints(checkpoint_dir):
-        params, stored_step, model = load_weights(path)
-        if stored_step != step:
-            raise CheckpointError(
-                f"{path}: file name says step {step}, metadata says {stored_step}"
-            )
+def logged_steps(train_log: Path) -> list[int]:
+    """The checkpoint steps a run wrote: the distinct steps of its train log."""
+    return sorted({int(step) for step in pd.read_parquet(train_log, columns=["step"]).step})
+
+
+def scheduled_checkpoints(checkpoint_dir: Path, steps: Sequence[int]) -> list[tuple[int, Path]]:
+    """(step, path) of the run's checkpoints, which must be exactly `steps` (its schedule as
+    trained): a missing step is an error, not a gap in the measures; so is an unexpected one."""
+    found = dict(list_checkpoints(checkpoint_dir))
+    if not steps and not found:
+        raise CheckpointError(f"{checkpoint_dir}: no checkpoints")
+    missing = sorted(set(steps) - set(found))
+    extra = sorted(set(found) - set(steps))
+    if missing:
+        names = ", ".join(step_path(Path(), s).name for s in missing)
+        raise CheckpointError(
+            f"{checkpoint_dir}: checkpoints missing at steps {missing} ({names}), which the "
+            f"train log lists; {REPAIR_HINT}"
+        )
+    if extra:
+        raise CheckpointError(
+            f"{checkpoint_dir}: checkpoints at steps {extra} are not in the train log "
+            f"(left from another run?); {REPAIR_HINT}"
+        )
+    return [(step, found[step]) for step in sorted(set(steps))]
+
+
+def run_checkpoints(run_dir: Path, train_log: Path | None = None) -> list[tuple[int, Path]]:
+    """`scheduled_checkpoints` of a run directory against its train log."""
+    run_dir = Path(run_dir)
+    steps = logged_steps(train_log or run_dir / "train_log.parquet")
+    return scheduled_checkpoints(run_dir / "checkpoints", steps)
+
+
+def load_stack(
+    checkpoint_dir: Path, steps: Sequence[int] | None = None
+) -> tuple[list[int], dict[str, torch.Tensor], dict]:
+    """All checkpoints of a run stacked along a leading checkpoint axis: (steps, params, model).
+
+    `steps`: the checkpoint steps the run wrote; None reads them from the train log beside
+    `checkpoint_dir`. Every file is verified."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if steps is None:
+        steps = logged_steps(checkpoint_dir.parent / "train_log.parquet")
+    found = scheduled_checkpoints(checkpoint_dir, steps)
+    stacks, model_cfg = {}, None
+    for _, path in found:
+        params, _, model = load_weights(path)
         if model_cfg is not None and model != model_cfg:
             raise CheckpointError(f"{path}: model config differs from the run's other checkpoints")
         model_cfg = model
-        steps.append(step)
         for name, value in params.items():
             stacks.setdefault(name, []).append(value)
-    if not steps:
-        raise CheckpointError(f"{checkpoint_dir}: no checkpoints")
-    return steps, {name: torch.stack(values) for name, values in stacks.items()}, model_cfg
+    stacked = {name: torch.stack(values) for name, values in stacks.items()}
+    return [step for step, _ in found], stacked, model_cfg
 
 
 def save_resume(path: Path, state: dict[str, torch.Tensor], step: int, extra: dict) -> None:
-    """Resume state for the latest step: weights, optimizer moments, RNG, plus JSON `extra`."""
+    """Resume state for the latest step: weights, optimizer moments, plus JSON `extra`."""
     meta = {"format": RESUME_FORMAT, "step": str(step), "extra": json.dumps(extra)}
     atomic_save(state, path, meta)
 
 
 def load_resume(path: Path) -> tuple[dict[str, torch.Tensor], int, dict]:
-    tensors, meta = _read(path, RESUME_FORMAT)
+    tensors, meta = read_verified(path, RESUME_FORMAT)
     return tensors, int(meta["step"]), json.loads(meta["extra"])
 
 
-def rng_state_tensor() -> torch.Tensor:
-    """torch's CPU RNG state as a uint8 tensor (safetensors stores tensors only)."""
-    return torch.get_rng_state().clone()
+def first_unverified(checkpoint_dir: Path, steps: Sequence[int]) -> tuple[int, str] | None:
+    """(step, reason) of the first of `steps` whose checkpoint is missing or fails verification;
+    None if all verify."""
+    for step in sorted(steps):
+        path = step_path(checkpoint_dir, step)
+        if not path.exists():
+            return step, f"checkpoint {path.name} is missing"
+        try:
+            load_weights(path)
+        except CheckpointError as err:
+            return step, f"checkpoint {path.name} failed verification: {err.detail}"
+    return None

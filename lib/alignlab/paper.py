@@ -48,27 +48,35 @@ def write_numbers(numbers_files: list[Path], out: Path) -> None:
     Path(out).write_text("\n".join(lines) + "\n")
 
 
-def write_sections(experiments: list[str], root: Path, out: Path) -> None:
+def section_path(experiment: str) -> str:
+    """An experiment's section as main.tex (built in paper/) inputs it: relative to paper/, so
+    the generated file is the same on every machine and in every checkout."""
+    return f"../experiments/{experiment}/paper.tex"
+
+
+def write_sections(experiments: list[str], out: Path) -> None:
     """\\input of each experiment's section (experiments/<name>/paper.tex), in the order given."""
-    lines = [
-        f"\\input{{{(Path(root) / 'experiments' / name / 'paper.tex').as_posix()}}}"
-        for name in experiments
-    ]
+    lines = [f"\\input{{{section_path(name)}}}" for name in experiments]
     Path(out).write_text("% Generated; do not edit.\n" + "\n".join(lines) + "\n")
 
 
-def build_pdf(tex_source: Path, bib: Path, out_pdf: Path, log: Path) -> None:
+def build_pdf(tex_source: Path, bib: Path, out_pdf: Path, log: Path, sections=()) -> None:
     """latexmk from Debian's texlive (never a TeX engine that downloads at run time).
 
-    The source and the bibliography are copied beside the generated files and figures (the
-    working directory's paper/), so the build reads only this run's outputs.
+    The source, the bibliography and the `sections` (experiments/<name>/paper.tex) are copied
+    to where main.tex finds them in the working directory (its paper/ and experiments/), when
+    that is not the repository itself, so the build reads only this run's outputs.
     """
     if shutil.which("latexmk") is None:
         raise RuntimeError("latexmk not found: install Debian's texlive and latexmk")
     build_dir = Path(out_pdf).parent
-    for source in (Path(tex_source), Path(bib)):
-        if source.resolve() != (build_dir / source.name).resolve():
-            shutil.copyfile(source, build_dir / source.name)
+    targets = [(Path(tex_source), build_dir / Path(tex_source).name),
+               (Path(bib), build_dir / Path(bib).name)]  # fmt: skip
+    targets += [(Path(s), build_dir / section_path(Path(s).parent.name)) for s in sections]
+    for source, target in targets:
+        if source.resolve() != target.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     tex = build_dir / Path(tex_source).name
     with open(log, "w") as fh:
         subprocess.run(

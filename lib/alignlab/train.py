@@ -1,17 +1,16 @@
 """Training on modular arithmetic, with checkpoints on a schedule and exact resume.
 
 The loop is short on purpose: build or resume state, then step; at every scheduled step evaluate,
-save weights (safetensors, atomic) and the resume state for that step. A killed job restarts
-from the last complete resume state and reaches bit-identical results (same threads, same
-compile setting): full-batch AdamW has no randomness after initialisation, and minibatches
-(Power et al.'s setup, `batch_size`) are a pure function of (seed, step), so there is no sampler
-state to lose. The model is the fast one-layer model where it applies, else the general decoder
-(`alignlab.models.build_model`).
+save weights (safetensors, atomic, checksummed) and the resume state for that step. A killed or
+damaged run, rerun, continues from its last verified resume state (`alignlab.repair`) and
+reaches bit-identical results (same threads, same compile setting): full-batch AdamW has no
+randomness after initialisation, and minibatches (Power et al.'s setup, `batch_size`) are a pure
+function of (seed, step), so there is no sampler state to lose. The model is the fast one-layer
+model where it applies, else the general decoder (`alignlab.models.build_model`).
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -26,6 +25,7 @@ from alignlab import checkpoints as ckpt
 from alignlab.data import ModularDataset
 from alignlab.models import ModelConfig, build_model, final_position_loss, init_params, param_shapes
 from alignlab.provenance import code_version, config_hash, provenance, write_json
+from alignlab.repair import trusted_resume
 from alignlab.runtime import configure_torch, resolve_device
 
 
@@ -184,31 +184,26 @@ def _fresh_state(model_cfg, tc, device) -> _State:
 
 
 def _resume_or_start(run_dir: Path, fingerprint: str, model_cfg, tc, device) -> _State:
-    """Resume from `resume.safetensors` if it belongs to this exact run; else start afresh."""
-    resume_path = run_dir / "resume.safetensors"
+    """Resume from the resume state if it belongs to this exact run and it and the checkpoints
+    it lists verify; else start afresh (`alignlab.repair` cleans up what it cannot trust)."""
     state = _fresh_state(model_cfg, tc, device)
-    if resume_path.exists():
-        tensors, step, extra = ckpt.load_resume(resume_path)
-        if extra.get("fingerprint") == fingerprint:
-            params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
-            state.model.load_state_dict(params)
-            load_optimizer_state(state.optimizer, tensors, extra["param_groups"])
-            torch.set_rng_state(tensors["rng"])
-            state.step, state.log = step, extra["log"]
-            state.early_stop_since = extra["early_stop_since"]
-            state.finished = extra["finished"]
-            tqdm.write(f"resuming {run_dir.name} from step {step}")
-            return state
-        tqdm.write(f"{run_dir.name}: resume state is from another config or code; starting afresh")
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    resume_path.unlink(missing_ok=True)
+    resume = trusted_resume(run_dir, fingerprint)
+    if resume is not None:
+        tensors, step, extra = resume
+        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
+        state.model.load_state_dict(params)
+        load_optimizer_state(state.optimizer, tensors, extra["param_groups"])
+        state.step, state.log = step, extra["log"]
+        state.early_stop_since = extra["early_stop_since"]
+        state.finished = extra["finished"]
     return state
 
 
 def _save_resume(run_dir: Path, state: _State, fingerprint: str) -> None:
     tensors, groups = optimizer_state_tensors(state.optimizer)
+    # No torch RNG state: training never draws from it after initialisation (which has its own
+    # generator; minibatches are a function of seed and step), and it would make files differ.
     tensors.update({f"param.{k}": v for k, v in state.model.params().items()})
-    tensors["rng"] = torch.get_rng_state()
     extra = {
         "fingerprint": fingerprint,
         "param_groups": groups,

@@ -67,7 +67,7 @@ def modular_split(p: int, op: str, frac_train: float) -> tuple[int, int]:
 
 
 def pairs_split(n_pairs: int, heldout_frac: float) -> tuple[int, int]:
-    """(train, held-out) pairs of alignlab.reward.train.split_pairs (same rounding)."""
+    """(train, held-out) pairs of alignlab.preference.train.split_pairs (same rounding)."""
     n_test = max(1, int(round(n_pairs * heldout_frac)))
     return n_pairs - n_test, n_test
 

@@ -40,6 +40,7 @@ from alignlab.data import ModularDataset, load_dataset
 from alignlab.models import ACTIVATIONS, ModelConfig, init_params, param_shapes
 from alignlab.modular import model_config, train_config
 from alignlab.provenance import provenance, write_json
+from alignlab.repair import start_afresh
 from alignlab.runtime import configure_torch, resolve_device
 from alignlab.train import TrainConfig, TrainingDiverged, checkpoint_schedule
 
@@ -348,6 +349,8 @@ def train_group(
     cfgs = {model_config(run) for run in runs}
     if len(cfgs) != 1:
         raise ValueError(f"runs trained together must share the model shape; got {cfgs}")
+    for run_dir in run_dirs:
+        start_afresh(run_dir)  # no resume state: a rerun retrains, so old files must not mix in
     train_vectorized(
         cfgs.pop(),
         [train_config(run) for run in runs],

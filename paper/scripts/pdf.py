@@ -4,4 +4,4 @@ from alignlab.paper import build_pdf
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    build_pdf(sm.input.tex, sm.input.bib, sm.output[0], sm.log.latexmk)
+    build_pdf(sm.input.tex, sm.input.bib, sm.output[0], sm.log.latexmk, sm.input.sections)

@@ -4,4 +4,4 @@ from alignlab.paper import write_sections
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    write_sections(sm.params.experiments, sm.params.root, sm.output[0])
+    write_sections(sm.params.experiments, sm.output[0])

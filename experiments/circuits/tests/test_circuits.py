@@ -210,6 +210,8 @@ def test_rule_functions_end_to_end(tmp_path, tiny):
         save_weights(
             init_params(cfg, step), step_path(run_dir / "checkpoints", step), step, cfg.to_dict()
         )
+    pd.DataFrame({"step": [0, 10]}).to_parquet(run_dir / "train_log.parquet")  # the run's steps
+    pd.DataFrame({"step": [0, 10]}).to_parquet(run_dir / "train_log.parquet")  # the run's steps
     (run_dir / "key_frequencies.json").write_text(json.dumps({"key_frequencies": [2, 5]}))
     save_dataset(dataset, tmp_path / "data.parquet")
     phases = tmp_path / "phases.parquet"

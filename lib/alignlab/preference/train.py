@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from alignlab.checkpoints import save_weights, step_path
 from alignlab.preference.env import EnvConfig
 from alignlab.preference.model import RewardModel, RMConfig, init_params, n_params
+from alignlab.repair import start_afresh
 
 
 def rm_config(run: dict, env_dict: dict) -> RMConfig:
@@ -75,6 +76,7 @@ def train_rm(run: dict, cfg: RMConfig, pairs, run_dir: Path, device: torch.devic
         f"RM {n_params(cfg)} params, {n_train} train / {len(test['chosen_eos'])} held-out "
         f"pairs, {steps} steps of batch {run['batch_size']}"
     )
+    start_afresh(run_dir)  # no resume: the checkpoints of an earlier run must not mix in
     torch.manual_seed(run["seed"])
     model = RewardModel(cfg, init_params(cfg, run["seed"])).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"])
