@@ -174,3 +174,13 @@ def test_cli_validate_lists_runs_and_names_bad_keys(tmp_path, config, capsys):
     )
     assert main(["--root", str(tmp_path), "validate", "grokking", "--scale", "smoke"]) == 1
     assert "key smoke.defaults.seed: value -3" in capsys.readouterr().err
+
+
+def test_a_run_key_no_config_takes_is_named_not_dropped(tiny_run):
+    from alignlab.modular import model_config, train_config
+
+    assert train_config(tiny_run).lr == tiny_run["lr"]
+    assert model_config(tiny_run).d_mlp == tiny_run["d_mlp"]
+    for build in (model_config, train_config):
+        with pytest.raises(ConfigError, match=r"unknown run key\(s\) \['learning_rate'\]"):
+            build({**tiny_run, "learning_rate": 1e-3})

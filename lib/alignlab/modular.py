@@ -14,7 +14,7 @@ import pandas as pd
 
 from alignlab import results
 from alignlab.checkpoints import load_stack
-from alignlab.config import check_run
+from alignlab.config import ConfigError, check_run, dataclass_from
 from alignlab.data import build_dataset, load_dataset, save_dataset
 from alignlab.measures import progress_measures
 from alignlab.models import ModelConfig
@@ -24,6 +24,8 @@ _MODEL_KEYS = (
     "p", "d_model", "n_heads", "d_head", "d_mlp", "act_fn", "attn_rate", "n_layers", "normalization"
 )  # fmt: skip
 _DATA_KEYS = ("p", "op", "frac_train", "data_seed")
+# Keys that describe a run rather than configure it (an extra run's label, a sweep's name).
+_BOOKKEEPING = ("label", "sweep")
 
 
 def dataset_id(run: dict) -> str:
@@ -40,16 +42,26 @@ def dataset_spec(run: dict) -> dict:
     return {key: run[key] for key in _DATA_KEYS}
 
 
+def _check_keys(run: dict) -> None:
+    """Every key of a flat run goes to the model, the training, the dataset or bookkeeping; a key
+    none of them takes (a typo the schema did not see) is an error, never silently dropped."""
+    known = {*_MODEL_KEYS, *TrainConfig.__dataclass_fields__, *_DATA_KEYS, *_BOOKKEEPING}
+    unknown = sorted(set(run) - known)
+    if unknown:
+        raise ConfigError(f"unknown run key(s) {unknown}; allowed: {sorted(known)}")
+
+
 def model_config(run: dict) -> ModelConfig:
-    return ModelConfig(**{key: run[key] for key in _MODEL_KEYS if key in run})
+    _check_keys(run)
+    return dataclass_from(ModelConfig, {k: run[k] for k in _MODEL_KEYS if k in run}, "model key")
 
 
 def train_config(run: dict) -> TrainConfig:
-    fields = TrainConfig.__dataclass_fields__
-    values = {key: run[key] for key in fields if key in run}
+    _check_keys(run)
+    values = {key: run[key] for key in TrainConfig.__dataclass_fields__ if key in run}
     if "betas" in values:
         values["betas"] = tuple(values["betas"])
-    return TrainConfig(**values)
+    return dataclass_from(TrainConfig, values, "training key")
 
 
 def make_dataset(spec: dict, path: Path) -> None:
