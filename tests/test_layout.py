@@ -31,3 +31,31 @@ def test_the_check_sees_an_experiment_import(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from experiments.circuits import spectra\n")
     assert "experiments.circuits" in _imports(module)
+
+
+EXPERIMENT_FILES = (
+    "__init__.py",
+    "config.yaml",
+    "config.schema.yaml",
+    "rules.smk",
+    "markers.yaml",
+    "paper.tex",
+    "README.md",
+    "tests/__init__.py",
+)
+
+
+def test_every_experiment_is_one_folder_with_its_parts():
+    folders = sorted(path.parent for path in (REPO / "experiments").glob("*/rules.smk"))
+    assert len(folders) >= 7
+    for folder in folders:
+        missing = [name for name in EXPERIMENT_FILES if not (folder / name).exists()]
+        assert missing == [], f"{folder.name} lacks {missing}"
+        assert list((folder / "tests").glob("test_*.py")), f"{folder.name} has no tests"
+
+
+def test_no_library_module_is_named_after_an_experiment():
+    experiments = {path.parent.name for path in (REPO / "experiments").glob("*/rules.smk")}
+    library = {path.stem for path in (REPO / "lib" / "alignlab").rglob("*.py")}
+    library |= {path.name for path in (REPO / "lib" / "alignlab").iterdir() if path.is_dir()}
+    assert library & experiments == set()
