@@ -42,11 +42,15 @@ test-portable: $(STAMP)
 	MKL_ENABLE_INSTRUCTIONS=AVX2 $(PY) -m pytest
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest
 
+SMK_FILES := Snakefile paper/rules.smk lib/alignlab/workflow/modular.smk $(wildcard experiments/*/rules.smk)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lib tests bench experiments paper conftest.py
 	$(VENV)/bin/ruff format --check lib tests bench experiments paper conftest.py
+	$(VENV)/bin/snakefmt --check $(SMK_FILES)
 
 format: $(STAMP)
+	$(VENV)/bin/snakefmt $(SMK_FILES)
 	$(VENV)/bin/ruff format lib tests bench experiments paper conftest.py
 	$(VENV)/bin/ruff check --fix lib tests bench experiments paper conftest.py
 
