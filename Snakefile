@@ -13,10 +13,17 @@ from alignlab.provenance import code_version
 # Every --config key the rules read (here, paper/rules.smk, experiments/scaling/rules.smk) and its
 # allowed values: any other key or value (scal=smoke, only=grokkin) stops the plan here, before
 # any job, instead of being ignored or failing later.
-EXPERIMENT_NAMES = sorted(p.parent.name for p in (Path(workflow.basedir) / "experiments").glob("*/rules.smk"))
+EXPERIMENT_NAMES = sorted(
+    p.parent.name for p in (Path(workflow.basedir) / "experiments").glob("*/rules.smk")
+)
 check_dag_config(
     config,
-    {"scale": SCALES, "only": EXPERIMENT_NAMES, "pdf": ["auto", "off"], "vectorize": ["auto", "on", "off"]},
+    {
+        "scale": SCALES,
+        "only": EXPERIMENT_NAMES,
+        "pdf": ["auto", "off"],
+        "vectorize": ["auto", "on", "off"],
+    },
 )
 SCALE = config.get("scale", "laptop")
 ONLY = [name for name in str(config.get("only", "")).split(",") if name]
@@ -40,10 +47,12 @@ UPSTREAM = ["grokking"]
 
 rule all:
     default_target: True
-    localrule: True
     input:
-        lambda wc: [path for name, paths in TARGETS.items() if not ONLY or name in ONLY for path in paths],
+        lambda wc: [
+            path for name, paths in TARGETS.items() if not ONLY or name in ONLY for path in paths
+        ],
         lambda wc: PAPER_TARGETS,
+    localrule: True
 
 
 for rules_file in sorted(
@@ -55,6 +64,4 @@ for rules_file in sorted(
 
 
 include: "lib/alignlab/workflow/modular.smk"
-
-
 include: "paper/rules.smk"

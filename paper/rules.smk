@@ -5,15 +5,19 @@
 import shutil
 
 PAPER_EXPERIMENTS = [
-    name for name in sorted(TARGETS)
+    name
+    for name in sorted(TARGETS)
     if (ROOT / "experiments" / name / "markers.yaml").exists() and (not ONLY or name in ONLY)
 ]
 PAPER_OUT = f"results/paper/{SCALE}"
 # The PDF is built where Debian's latexmk is installed (`--config pdf=off` skips it); without it
 # the HTML report (snakemake --report) is the product.
 HAVE_TEX = shutil.which("latexmk") is not None and str(config.get("pdf", "auto")) != "off"
-PAPER_TARGETS = [f"{PAPER_OUT}/markers.parquet", "paper/generated/numbers.tex",
-                 "paper/generated/sections.tex"] + (["paper/main.pdf"] if HAVE_TEX else [])
+PAPER_TARGETS = [
+    f"{PAPER_OUT}/markers.parquet",
+    "paper/generated/numbers.tex",
+    "paper/generated/sections.tex",
+] + (["paper/main.pdf"] if HAVE_TEX else [])
 
 
 rule experiment_markers:
@@ -23,38 +27,35 @@ rule experiment_markers:
         specs=ROOT / "experiments/{experiment}/markers.yaml",
     output:
         f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
+    log:
+        f"results/{{experiment}}/{SCALE}/logs/published_vs_reproduced.log",
     params:
         scale=SCALE,
         code=code("alignlab.markers"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        f"results/{{experiment}}/{SCALE}/logs/published_vs_reproduced.log",
     script:
         "scripts/experiment_markers.py"
 
 
 rule paper_markers:
     input:
-        tables=expand(f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
-                      experiment=PAPER_EXPERIMENTS),
+        tables=expand(
+            f"results/{{experiment}}/{SCALE}/published_vs_reproduced.parquet",
+            experiment=PAPER_EXPERIMENTS,
+        ),
         bib=ROOT / "paper/references.bib",
     output:
         table=f"{PAPER_OUT}/markers.parquet",
         tex="paper/generated/markers_table.tex",
         controls_tex="paper/generated/controls_table.tex",
-        html=report("paper/generated/markers_table.html", category="published vs reproduced",
-                    caption="report/markers.rst"),
-    params:
-        code=code("alignlab.markers_table"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        html=report(
+            "paper/generated/markers_table.html",
+            category="published vs reproduced",
+            caption="report/markers.rst",
+        ),
     log:
         f"{PAPER_OUT}/logs/markers.log",
+    params:
+        code=code("alignlab.markers_table"),
     script:
         "scripts/markers.py"
 
@@ -64,14 +65,12 @@ rule paper_numbers:
         expand(f"results/{{experiment}}/{SCALE}/numbers.json", experiment=PAPER_EXPERIMENTS),
     output:
         "paper/generated/numbers.tex",
-    params:
-        code=code("alignlab.paper"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
     log:
         f"{PAPER_OUT}/logs/numbers.log",
+    resources:
+        mem_mb=500,
+    params:
+        code=code("alignlab.paper"),
     script:
         "scripts/numbers.py"
 
@@ -79,15 +78,13 @@ rule paper_numbers:
 rule paper_sections:
     output:
         "paper/generated/sections.tex",
+    log:
+        f"{PAPER_OUT}/logs/sections.log",
+    resources:
+        mem_mb=500,
     params:
         experiments=PAPER_EXPERIMENTS,
         code=code("alignlab.paper"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    log:
-        f"{PAPER_OUT}/logs/sections.log",
     script:
         "scripts/sections.py"
 
@@ -105,14 +102,13 @@ rule paper_pdf:
         sections=[ROOT / "experiments" / name / "paper.tex" for name in PAPER_EXPERIMENTS],
     output:
         "paper/main.pdf",
-    params:
-        code=code("alignlab.paper"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         job=f"{PAPER_OUT}/logs/pdf.log",
         latexmk=f"{PAPER_OUT}/logs/latexmk.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        code=code("alignlab.paper"),
     script:
         "scripts/pdf.py"

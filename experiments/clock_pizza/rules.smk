@@ -10,7 +10,9 @@ CP_OUT = f"results/clock_pizza/{SCALE}"
 CP_FIGS = "paper/figures/clock_pizza"
 CP_FIGURES = ["symmetricity"]
 
-TARGETS["clock_pizza"] = expand(f"{CP_FIGS}/{{fig}}.{{ext}}", fig=CP_FIGURES, ext=["pdf", "png"]) + [
+TARGETS["clock_pizza"] = expand(
+    f"{CP_FIGS}/{{fig}}.{{ext}}", fig=CP_FIGURES, ext=["pdf", "png"]
+) + [
     f"{CP_OUT}/markers.parquet",
     f"{CP_OUT}/numbers.json",
 ]
@@ -21,20 +23,18 @@ rule clock_pizza_measures:
         log=f"{CP_OUT}/runs/{{run_id}}/train_log.parquet",
     output:
         f"{CP_OUT}/runs/{{run_id}}/measures.parquet",
+    log:
+        f"{CP_OUT}/logs/measures/{{run_id}}.log",
+    benchmark:
+        f"{CP_OUT}/benchmarks/measures/{{run_id}}.tsv"
+    resources:
+        mem_mb=2000,
     params:
         run_dir=lambda wc: f"{CP_OUT}/runs/{wc.run_id}",
         n_samples=CP_ANALYSIS["n_samples"],
         sample_seed=CP_ANALYSIS["sample_seed"],
         every=CP_ANALYSIS["measure_every"],
         code=code("experiments.clock_pizza.measures"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    benchmark:
-        f"{CP_OUT}/benchmarks/measures/{{run_id}}.tsv"
-    log:
-        f"{CP_OUT}/logs/measures/{{run_id}}.log",
     script:
         "scripts/measures.py"
 
@@ -45,17 +45,13 @@ rule clock_pizza_collect:
     output:
         measures=f"{CP_OUT}/measures.parquet",
         runs=f"{CP_OUT}/runs.parquet",
+    log:
+        f"{CP_OUT}/logs/collect.log",
     params:
         run_ids=sorted(CP_RUNS),
         runs=CP_RUNS,
         roles=CP_ROLES,
         code=code("alignlab.modular"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        f"{CP_OUT}/logs/collect.log",
     script:
         "scripts/collect.py"
 
@@ -66,14 +62,10 @@ rule clock_pizza_markers:
         runs=f"{CP_OUT}/runs.parquet",
     output:
         f"{CP_OUT}/markers.parquet",
-    params:
-        code=code("experiments.clock_pizza.measures"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         f"{CP_OUT}/logs/markers.log",
+    params:
+        code=code("experiments.clock_pizza.measures"),
     script:
         "scripts/markers.py"
 
@@ -85,19 +77,19 @@ rule clock_pizza_figures:
         markers=f"{CP_OUT}/markers.parquet",
     output:
         [
-            report(f"{CP_FIGS}/{fig}.png", category="clock_pizza", caption=f"report/{fig}.rst")
-            if ext == "png" else f"{CP_FIGS}/{fig}.{ext}"
-            for fig in CP_FIGURES for ext in ("pdf", "png")
+            (
+                report(f"{CP_FIGS}/{fig}.png", category="clock_pizza", caption=f"report/{fig}.rst")
+                if ext == "png"
+                else f"{CP_FIGS}/{fig}.{ext}"
+            )
+            for fig in CP_FIGURES
+            for ext in ("pdf", "png")
         ],
+    log:
+        f"{CP_OUT}/logs/figures.log",
     params:
         out_dir=CP_FIGS,
         code=code("experiments.clock_pizza.figures"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        f"{CP_OUT}/logs/figures.log",
     script:
         "scripts/figures.py"
 
@@ -108,13 +100,11 @@ rule clock_pizza_numbers:
         runs=f"{CP_OUT}/runs.parquet",
     output:
         f"{CP_OUT}/numbers.json",
-    params:
-        code=code("experiments.clock_pizza.measures"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
     log:
         f"{CP_OUT}/logs/numbers.log",
+    resources:
+        mem_mb=500,
+    params:
+        code=code("experiments.clock_pizza.measures"),
     script:
         "scripts/numbers.py"

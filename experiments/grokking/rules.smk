@@ -11,7 +11,9 @@ GROK_OUT = f"results/grokking/{SCALE}"
 GROK_FIGS = "paper/figures/grokking"
 GROK_FIGURES = ["losses", "gini_norm", "spectrum"]
 
-TARGETS["grokking"] = expand(f"{GROK_FIGS}/{{fig}}.{{ext}}", fig=GROK_FIGURES, ext=["pdf", "png"]) + [
+TARGETS["grokking"] = expand(
+    f"{GROK_FIGS}/{{fig}}.{{ext}}", fig=GROK_FIGURES, ext=["pdf", "png"]
+) + [
     f"{GROK_OUT}/phases.parquet",
     f"{GROK_OUT}/numbers.json",
 ]
@@ -24,18 +26,17 @@ rule grokking_measures:
     output:
         table=f"{GROK_OUT}/runs/{{run_id}}/measures.parquet",
         key_freqs=f"{GROK_OUT}/runs/{{run_id}}/key_frequencies.json",
+    log:
+        f"{GROK_OUT}/logs/measures/{{run_id}}.log",
+    benchmark:
+        f"{GROK_OUT}/benchmarks/measures/{{run_id}}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=10,
     params:
         run_dir=lambda wc: f"{GROK_OUT}/runs/{wc.run_id}",
         key_freq_threshold=GROK_ANALYSIS["key_freq_threshold"],
         code=code("alignlab.modular"),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=10,
-    benchmark:
-        f"{GROK_OUT}/benchmarks/measures/{{run_id}}.tsv"
-    log:
-        f"{GROK_OUT}/logs/measures/{{run_id}}.log",
     script:
         "scripts/measures.py"
 
@@ -46,17 +47,15 @@ rule grokking_collect:
     output:
         measures=f"{GROK_OUT}/measures.parquet",
         runs=f"{GROK_OUT}/runs.parquet",
+    log:
+        f"{GROK_OUT}/logs/collect.log",
+    resources:
+        mem_mb=2000,
     params:
         run_ids=sorted(GROK_RUNS),
         runs=GROK_RUNS,
         roles=GROK_ROLES,
         code=code("alignlab.modular"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{GROK_OUT}/logs/collect.log",
     script:
         "scripts/collect.py"
 
@@ -68,14 +67,12 @@ rule grokking_phases:
     output:
         phases=f"{GROK_OUT}/phases.parquet",
         markers=f"{GROK_OUT}/markers.parquet",
-    params:
-        code=code("experiments.grokking.phases"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
     log:
         f"{GROK_OUT}/logs/phases.log",
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("experiments.grokking.phases"),
     script:
         "scripts/phases.py"
 
@@ -88,20 +85,22 @@ rule grokking_figures:
     output:
         # PNGs go into the HTML report (snakemake --report), one caption each, under "grokking".
         [
-            report(f"{GROK_FIGS}/{fig}.png", category="grokking", caption=f"report/{fig}.rst")
-            if ext == "png" else f"{GROK_FIGS}/{fig}.{ext}"
-            for fig in GROK_FIGURES for ext in ("pdf", "png")
+            (
+                report(f"{GROK_FIGS}/{fig}.png", category="grokking", caption=f"report/{fig}.rst")
+                if ext == "png"
+                else f"{GROK_FIGS}/{fig}.{ext}"
+            )
+            for fig in GROK_FIGURES
+            for ext in ("pdf", "png")
         ],
+    log:
+        f"{GROK_OUT}/logs/figures.log",
+    resources:
+        mem_mb=2000,
     params:
         canonical_seed=GROK_ANALYSIS["canonical_seed"],
         out_dir=GROK_FIGS,
         code=code("experiments.grokking.figures"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{GROK_OUT}/logs/figures.log",
     script:
         "scripts/figures.py"
 
@@ -113,14 +112,10 @@ rule grokking_numbers:
         markers=f"{GROK_OUT}/markers.parquet",
     output:
         f"{GROK_OUT}/numbers.json",
+    log:
+        f"{GROK_OUT}/logs/numbers.log",
     params:
         canonical_seed=GROK_ANALYSIS["canonical_seed"],
         code=code("experiments.grokking.numbers"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        f"{GROK_OUT}/logs/numbers.log",
     script:
         "scripts/numbers.py"

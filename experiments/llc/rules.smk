@@ -21,21 +21,28 @@ def _llc_sgld_meta(sgld):
 LLC_MLP_RUNS = expand_mlp_runs(LLC)
 LLC_GROK_RUNS = GROK_RUNS
 LLC_TF_RUNS = {
-    rid: run for rid, run in LLC_GROK_RUNS.items()
+    rid: run
+    for rid, run in LLC_GROK_RUNS.items()
     if LLC["transformer"]["runs"] == "all"
     or (run["seed"] == GROK_ANALYSIS["canonical_seed"] and GROK_ROLES[rid] == "canonical")
 }
 # Every run the tables hold: model kind, its config and the SGLD settings used on it.
 LLC_META = {
-    **{rid: {"model": "mlp", **run, **_llc_sgld_meta(LLC["mlp_sgld"])}
-       for rid, run in LLC_MLP_RUNS.items()},
-    **{rid: {"model": "transformer", **run, **_llc_sgld_meta(LLC["transformer_sgld"])}
-       for rid, run in LLC_TF_RUNS.items()},
+    **{
+        rid: {"model": "mlp", **run, **_llc_sgld_meta(LLC["mlp_sgld"])}
+        for rid, run in LLC_MLP_RUNS.items()
+    },
+    **{
+        rid: {"model": "transformer", **run, **_llc_sgld_meta(LLC["transformer_sgld"])}
+        for rid, run in LLC_TF_RUNS.items()
+    },
 }
 LLC_RUN_IDS = sorted(LLC_META)
 # canonical: every seed (the transformer's are grokking's); control: the frozen MLP (lr 0)
 LLC_ROLES = {**expand_mlp_runs(LLC, roles=True), **{rid: GROK_ROLES[rid] for rid in LLC_TF_RUNS}}
-LLC_KIND_DIR = {rid: ("mlp" if meta["model"] == "mlp" else "transformer") for rid, meta in LLC_META.items()}
+LLC_KIND_DIR = {
+    rid: ("mlp" if meta["model"] == "mlp" else "transformer") for rid, meta in LLC_META.items()
+}
 
 TARGETS["llc"] = expand(f"{LLC_FIGS}/{{fig}}.{{ext}}", fig=LLC_FIGURES, ext=["pdf", "png"]) + [
     f"{LLC_OUT}/markers.parquet",
@@ -46,18 +53,17 @@ TARGETS["llc"] = expand(f"{LLC_FIGS}/{{fig}}.{{ext}}", fig=LLC_FIGURES, ext=["pd
 rule llc_dataset:
     output:
         "data/llc/{dataset}.parquet",
+    log:
+        "results/llc/logs/dataset/{dataset}.log",
+    resources:
+        mem_mb=500,
     params:
         spec=lambda wc: next(
             {k: run[k] for k in ("p", "frac_train", "data_seed")}
-            for run in LLC_MLP_RUNS.values() if llc_dataset_id(run) == wc.dataset
+            for run in LLC_MLP_RUNS.values()
+            if llc_dataset_id(run) == wc.dataset
         ),
         code=code("experiments.llc.mlp"),
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    log:
-        "results/llc/logs/dataset/{dataset}.log",
     script:
         "scripts/dataset.py"
 
@@ -70,19 +76,17 @@ rule llc_train_mlp:
         # Snakemake deletes a failed job's outputs, and training must resume from them.
         log=f"{LLC_OUT}/mlp/{{run_id}}/train_log.parquet",
         provenance=f"{LLC_OUT}/mlp/{{run_id}}/provenance.json",
+    log:
+        f"{LLC_OUT}/logs/train/{{run_id}}.log",
+    benchmark:
+        f"{LLC_OUT}/benchmarks/train/{{run_id}}.tsv"
+    resources:
+        runtime=lambda wc: 60 if SCALE == "paper" else 10,
+        gpu=0,
     params:
         run=lambda wc: LLC_MLP_RUNS[wc.run_id],
         run_dir=lambda wc: f"{LLC_OUT}/mlp/{wc.run_id}",
         code=code("experiments.llc.mlp"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=lambda wc: 60 if SCALE == "paper" else 10,
-        gpu=0,
-    benchmark:
-        f"{LLC_OUT}/benchmarks/train/{{run_id}}.tsv"
-    log:
-        f"{LLC_OUT}/logs/train/{{run_id}}.log",
     script:
         "scripts/train_mlp.py"
 
@@ -94,20 +98,19 @@ rule llc_mlp:
     output:
         table=f"{LLC_OUT}/mlp/{{run_id}}/llc.parquet",
         trace=f"{LLC_OUT}/mlp/{{run_id}}/llc_trace.parquet",
+    log:
+        f"{LLC_OUT}/logs/llc_mlp/{{run_id}}.log",
+    benchmark:
+        f"{LLC_OUT}/benchmarks/llc_mlp/{{run_id}}.tsv"
+    resources:
+        mem_mb=3000,
+        runtime=lambda wc: 240 if SCALE == "paper" else 10,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
     params:
         run_dir=lambda wc: f"{LLC_OUT}/mlp/{wc.run_id}",
         sgld=LLC["mlp_sgld"],
         every=None,  # every MLP checkpoint
         code=code("experiments.llc.estimate"),
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=lambda wc: 240 if SCALE == "paper" else 10,
-        gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"{LLC_OUT}/benchmarks/llc_mlp/{{run_id}}.tsv"
-    log:
-        f"{LLC_OUT}/logs/llc_mlp/{{run_id}}.log",
     script:
         "scripts/llc.py"
 
@@ -122,20 +125,19 @@ rule llc_transformer:
     output:
         table=f"{LLC_OUT}/transformer/{{run_id}}/llc.parquet",
         trace=f"{LLC_OUT}/transformer/{{run_id}}/llc_trace.parquet",
+    log:
+        f"{LLC_OUT}/logs/llc_transformer/{{run_id}}.log",
+    benchmark:
+        f"{LLC_OUT}/benchmarks/llc_transformer/{{run_id}}.tsv"
+    resources:
+        mem_mb=3000,
+        runtime=lambda wc: 600 if SCALE == "paper" else 15,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
     params:
         run_dir=lambda wc: f"{LLC_GROK_OUT}/runs/{wc.run_id}",
         sgld=LLC["transformer_sgld"],
         every=LLC["transformer"]["every"],
         code=code("experiments.llc.estimate"),
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=lambda wc: 600 if SCALE == "paper" else 15,
-        gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"{LLC_OUT}/benchmarks/llc_transformer/{{run_id}}.tsv"
-    log:
-        f"{LLC_OUT}/logs/llc_transformer/{{run_id}}.log",
     script:
         "scripts/llc_transformer.py"
 
@@ -148,17 +150,15 @@ rule llc_collect:
         measures=f"{LLC_OUT}/measures.parquet",
         runs=f"{LLC_OUT}/runs.parquet",
         traces=f"{LLC_OUT}/traces.parquet",
+    log:
+        f"{LLC_OUT}/logs/collect.log",
+    resources:
+        mem_mb=2000,
     params:
         run_ids=LLC_RUN_IDS,
         runs=LLC_META,
         roles=LLC_ROLES,
         code=code("experiments.llc.summary"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{LLC_OUT}/logs/collect.log",
     script:
         "scripts/collect.py"
 
@@ -170,14 +170,10 @@ rule llc_markers:
         grokking_markers=f"{LLC_GROK_OUT}/markers.parquet",
     output:
         f"{LLC_OUT}/markers.parquet",
-    params:
-        code=code("experiments.llc.summary"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         f"{LLC_OUT}/logs/markers.log",
+    params:
+        code=code("experiments.llc.summary"),
     script:
         "scripts/markers.py"
 
@@ -190,19 +186,21 @@ rule llc_figures:
         phases=f"{LLC_GROK_OUT}/phases.parquet",
     output:
         [
-            report(f"{LLC_FIGS}/{fig}.png", category="llc", caption=f"report/{fig}.rst")
-            if ext == "png" else f"{LLC_FIGS}/{fig}.{ext}"
-            for fig in LLC_FIGURES for ext in ("pdf", "png")
+            (
+                report(f"{LLC_FIGS}/{fig}.png", category="llc", caption=f"report/{fig}.rst")
+                if ext == "png"
+                else f"{LLC_FIGS}/{fig}.{ext}"
+            )
+            for fig in LLC_FIGURES
+            for ext in ("pdf", "png")
         ],
+    log:
+        f"{LLC_OUT}/logs/figures.log",
+    resources:
+        mem_mb=2000,
     params:
         out_dir=LLC_FIGS,
         code=code("experiments.llc.figures"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{LLC_OUT}/logs/figures.log",
     script:
         "scripts/figures.py"
 
@@ -213,13 +211,9 @@ rule llc_numbers:
         runs=f"{LLC_OUT}/runs.parquet",
     output:
         f"{LLC_OUT}/numbers.json",
-    params:
-        code=code("experiments.llc.summary"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         f"{LLC_OUT}/logs/numbers.log",
+    params:
+        code=code("experiments.llc.summary"),
     script:
         "scripts/numbers.py"

@@ -30,7 +30,9 @@ MODULAR["scaling"] = {
     "grouped": SCAL_GROUPED,
 }
 
-TARGETS["scaling"] = expand(f"{SCAL_FIGS}/{{fig}}.{{ext}}", fig=SCAL_FIGURES, ext=["pdf", "png"]) + [
+TARGETS["scaling"] = expand(
+    f"{SCAL_FIGS}/{{fig}}.{{ext}}", fig=SCAL_FIGURES, ext=["pdf", "png"]
+) + [
     f"{SCAL_OUT}/runs.parquet",
     f"{SCAL_OUT}/numbers.json",
 ]
@@ -46,19 +48,18 @@ for _i, (_gid, _ids) in enumerate(sorted(SCAL_GROUPS.items())):
             dataset=dataset_path(SCAL_RUNS[_ids[0]]),
         output:
             logs=[f"{SCAL_OUT}/runs/{rid}/train_log.parquet" for rid in _ids],
-        params:
-            runs=[SCAL_RUNS[rid] for rid in _ids],
-            run_dirs=[f"{SCAL_OUT}/runs/{rid}" for rid in _ids],
-            code=code("alignlab.vectorized"),
-        threads: 1
+        log:
+            f"{SCAL_OUT}/logs/train_group/{_gid}.log",
+        benchmark:
+            f"{SCAL_OUT}/benchmarks/train_group/{_gid}.tsv"
         resources:
             mem_mb=8000,
             runtime=600,
             gpu=1,
-        benchmark:
-            f"{SCAL_OUT}/benchmarks/train_group/{_gid}.tsv"
-        log:
-            f"{SCAL_OUT}/logs/train_group/{_gid}.log",
+        params:
+            runs=[SCAL_RUNS[rid] for rid in _ids],
+            run_dirs=[f"{SCAL_OUT}/runs/{rid}" for rid in _ids],
+            code=code("alignlab.vectorized"),
         script:
             "scripts/train_group.py"
 
@@ -68,18 +69,14 @@ rule scaling_summary:
         log=f"{SCAL_OUT}/runs/{{run_id}}/train_log.parquet",
     output:
         f"{SCAL_OUT}/runs/{{run_id}}/summary.parquet",
+    log:
+        f"{SCAL_OUT}/logs/summary/{{run_id}}.log",
     params:
         run_id=lambda wc: wc.run_id,
         run=lambda wc: SCAL_RUNS[wc.run_id],
         run_dir=lambda wc: f"{SCAL_OUT}/runs/{wc.run_id}",
         analysis=SCAL_ANALYSIS,
         code=code("experiments.scaling.sweeps"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        f"{SCAL_OUT}/logs/summary/{{run_id}}.log",
     script:
         "scripts/summary.py"
 
@@ -90,14 +87,12 @@ rule scaling_collect:
     output:
         runs=f"{SCAL_OUT}/runs.parquet",
         curves=f"{SCAL_OUT}/curves.parquet",
-    params:
-        code=code("experiments.scaling.sweeps"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
     log:
         f"{SCAL_OUT}/logs/collect.log",
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("experiments.scaling.sweeps"),
     script:
         "scripts/collect.py"
 
@@ -107,14 +102,10 @@ rule scaling_markers:
         runs=f"{SCAL_OUT}/runs.parquet",
     output:
         f"{SCAL_OUT}/markers.parquet",
-    params:
-        code=code("experiments.scaling.sweeps"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         f"{SCAL_OUT}/logs/markers.log",
+    params:
+        code=code("experiments.scaling.sweeps"),
     script:
         "scripts/markers.py"
 
@@ -126,20 +117,22 @@ rule scaling_figures:
     output:
         # PNGs go into the HTML report (snakemake --report), one caption each, under "scaling".
         [
-            report(f"{SCAL_FIGS}/{fig}.png", category="scaling", caption=f"report/{fig}.rst")
-            if ext == "png" else f"{SCAL_FIGS}/{fig}.{ext}"
-            for fig in SCAL_FIGURES for ext in ("pdf", "png")
+            (
+                report(f"{SCAL_FIGS}/{fig}.png", category="scaling", caption=f"report/{fig}.rst")
+                if ext == "png"
+                else f"{SCAL_FIGS}/{fig}.{ext}"
+            )
+            for fig in SCAL_FIGURES
+            for ext in ("pdf", "png")
         ],
+    log:
+        f"{SCAL_OUT}/logs/figures.log",
+    resources:
+        mem_mb=2000,
     params:
         out_dir=SCAL_FIGS,
         analysis=SCAL_ANALYSIS,
         code=code("experiments.scaling.figures"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{SCAL_OUT}/logs/figures.log",
     script:
         "scripts/figures.py"
 
@@ -149,13 +142,9 @@ rule scaling_numbers:
         runs=f"{SCAL_OUT}/runs.parquet",
     output:
         f"{SCAL_OUT}/numbers.json",
-    params:
-        code=code("experiments.scaling.sweeps"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         f"{SCAL_OUT}/logs/numbers.log",
+    params:
+        code=code("experiments.scaling.sweeps"),
     script:
         "scripts/numbers.py"

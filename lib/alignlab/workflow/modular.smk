@@ -8,7 +8,8 @@ from alignlab.modular import dataset_id, dataset_path, dataset_spec
 
 MODULAR_DATASETS = {
     dataset_id(run): dataset_spec(run)
-    for registered in MODULAR.values() for run in registered["runs"].values()
+    for registered in MODULAR.values()
+    for run in registered["runs"].values()
 }
 
 
@@ -25,13 +26,13 @@ def _trained_elsewhere():
 rule modular_dataset:
     output:
         "data/modular/{dataset}.parquet",
+    log:
+        "results/logs/modular_dataset/{dataset}.log",
+    resources:
+        mem_mb=500,
     params:
         spec=lambda wc: MODULAR_DATASETS[wc.dataset],
         code=code("alignlab.modular"),
-    resources:
-        mem_mb=500,
-    log:
-        "results/logs/modular_dataset/{dataset}.log",
     script:
         "scripts/dataset.py"
 
@@ -42,20 +43,20 @@ rule modular_train:
     output:
         log=f"results/{{experiment}}/{SCALE}/runs/{{run_id}}/train_log.parquet",
         provenance=f"results/{{experiment}}/{SCALE}/runs/{{run_id}}/provenance.json",
+    log:
+        f"results/{{experiment}}/{SCALE}/logs/train/{{run_id}}.log",
+    benchmark:
+        f"results/{{experiment}}/{SCALE}/benchmarks/train/{{run_id}}.tsv"
     wildcard_constraints:
         experiment="|".join(MODULAR),
         run_id=_trained_elsewhere(),
-    params:
-        run=_modular_run,
-        run_dir=lambda wc: f"results/{wc.experiment}/{SCALE}/runs/{wc.run_id}",
-        code=code("alignlab.modular"),
     resources:
         mem_mb=2000,
         runtime=lambda wc: MODULAR[wc.experiment]["runtime"],
         gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"results/{{experiment}}/{SCALE}/benchmarks/train/{{run_id}}.tsv"
-    log:
-        f"results/{{experiment}}/{SCALE}/logs/train/{{run_id}}.log",
+    params:
+        run=_modular_run,
+        run_dir=lambda wc: f"results/{wc.experiment}/{SCALE}/runs/{wc.run_id}",
+        code=code("alignlab.modular"),
     script:
         "scripts/train.py"
