@@ -23,7 +23,8 @@ LLC_GROK_RUNS = GROK_RUNS
 LLC_TF_RUNS = {
     rid: run
     for rid, run in LLC_GROK_RUNS.items()
-    if LLC["transformer"]["runs"] == "all"
+    # "all": every seed and the control (not grokking's nulls of other markers)
+    if (LLC["transformer"]["runs"] == "all" and GROK_ROLES[rid] in ("canonical", "control"))
     or (run["seed"] == GROK_ANALYSIS["canonical_seed"] and GROK_ROLES[rid] == "canonical")
 }
 # Every run the tables hold: model kind, its config and the SGLD settings used on it.
