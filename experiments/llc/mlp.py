@@ -15,13 +15,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from alignlab import checkpoints as ckpt
 from alignlab.config import check_run, expand_runs, run_roles
 from alignlab.data import ModularDataset, build_dataset, load_dataset, save_dataset
-from alignlab.provenance import code_version, config_hash, provenance, write_json
-from alignlab.repair import trusted_resume
+from alignlab.loop import run_loop, write_outputs
+from alignlab.provenance import code_version, config_hash, provenance
 from alignlab.runtime import configure_torch
 from alignlab.train import TrainingDiverged, load_optimizer_state, optimizer_state_tensors
 
@@ -88,14 +87,66 @@ def _evaluate(model, dataset: ModularDataset) -> dict[str, float]:
     return out
 
 
+class MLPTrainer:
+    """`alignlab.loop.Trainer` for the example MLP: Adam with coupled L2, a random batch
+    (without replacement) per step drawn from its own generator, which the resume state holds."""
+
+    def __init__(self, run: dict, dataset: ModularDataset, name: str):
+        self.run, self.dataset, self.name = run, dataset, name
+        cfg = MLPConfig(p=run["p"], embed_dim=run["embed_dim"], hidden=run["hidden"])
+        self.model_config = cfg.to_dict()
+        torch.manual_seed(run["seed"])
+        self.model = ModularMLP(cfg)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"]
+        )
+        self.batches = torch.Generator().manual_seed(run["seed"])
+        self.a, self.b, self.c = dataset.split(True)
+        self.batch = min(run["batch_size"], len(self.a))
+
+    def step(self, step: int) -> None:
+        idx = torch.randperm(len(self.a), generator=self.batches)[: self.batch]
+        loss = F.cross_entropy(self.model(self.a[idx], self.b[idx]), self.c[idx])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        metrics = _evaluate(self.model, self.dataset)
+        if not math.isfinite(metrics["train_loss"]):
+            raise TrainingDiverged(
+                f"{self.name}: train loss is {metrics['train_loss']} at step {step}"
+            )
+        return metrics
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def stop_early(self, step: int, log: list[dict]) -> bool:
+        return False
+
+    def resume_tensors(self) -> dict[str, torch.Tensor]:
+        tensors, _ = optimizer_state_tensors(self.optimizer)
+        tensors |= {f"param.{k}": v for k, v in self.weights().items()}
+        tensors["batch_rng"] = self.batches.get_state()
+        return tensors
+
+    def resume_extra(self) -> dict:
+        return {"param_groups": optimizer_state_tensors(self.optimizer)[1]}
+
+    def load(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
+        self.model.load_state_dict(params)
+        load_optimizer_state(self.optimizer, tensors, extra["param_groups"])
+        self.batches.set_state(tensors["batch_rng"])
+
+
 def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) -> pd.DataFrame:
-    """Train the example MLP: Adam with coupled L2, a random batch (without replacement) per
-    step; checkpoints (safetensors, atomic) on `mlp_schedule`; resume state at each one."""
+    """Train the example MLP (`MLPTrainer`) on `alignlab.loop`: checkpoints (safetensors,
+    atomic) on `mlp_schedule`, a resume state at each one, exact resume."""
     check_run(run, run_dir, fallback="llc")  # before any file is written
     configure_torch(threads)
     run_dir = Path(run_dir)
-    dataset = load_dataset(dataset_path)
-    cfg = MLPConfig(p=run["p"], embed_dim=run["embed_dim"], hidden=run["hidden"])
     schedule = mlp_schedule(
         run["steps"],
         run["checkpoint_every"],
@@ -103,52 +154,10 @@ def train_mlp(run: dict, dataset_path: Path, run_dir: Path, threads: int = 1) ->
         run.get("checkpoint_log_start", 100),
     )
     fingerprint = config_hash({"run": run, "code": code_version(__name__)})
-    torch.manual_seed(run["seed"])
-    model = ModularMLP(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"])
-    batches = torch.Generator().manual_seed(run["seed"])
-    step, log = 0, []
-    resume = run_dir / "resume.safetensors"
-    trusted = trusted_resume(run_dir, fingerprint)  # verified, or None after cleaning up
-    if trusted is not None:
-        tensors, step, extra = trusted
-        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
-        model.load_state_dict(params)
-        load_optimizer_state(optimizer, tensors, extra["param_groups"])
-        batches.set_state(tensors["batch_rng"])
-        log = extra["log"]
-    a, b, c = dataset.split(True)
-    batch = min(run["batch_size"], len(a))
-    with tqdm(total=run["steps"], initial=step, desc=run_dir.name, mininterval=2) as bar:
-        while True:
-            if step in schedule and (not log or log[-1]["step"] != step):
-                metrics = _evaluate(model, dataset)
-                if not math.isfinite(metrics["train_loss"]):
-                    raise TrainingDiverged(
-                        f"{run_dir.name}: train loss is {metrics['train_loss']} at step {step}"
-                    )
-                log.append({"step": step, **metrics})
-                params = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                ckpt.save_weights(
-                    params, ckpt.step_path(run_dir / "checkpoints", step), step, cfg.to_dict()
-                )
-                tensors, groups = optimizer_state_tensors(optimizer)
-                tensors |= {f"param.{k}": v for k, v in params.items()}
-                tensors["batch_rng"] = batches.get_state()
-                extra = {"fingerprint": fingerprint, "param_groups": groups, "log": log}
-                ckpt.save_resume(resume, tensors, step, extra)
-            if step >= run["steps"]:
-                break
-            idx = torch.randperm(len(a), generator=batches)[:batch]
-            loss = F.cross_entropy(model(a[idx], b[idx]), c[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            bar.update()
-    frame = pd.DataFrame(log)
-    frame.to_parquet(run_dir / "train_log.parquet", index=False)
-    write_json(provenance(run, torch.device("cpu"), threads), run_dir / "provenance.json")
+    trainer = MLPTrainer(run, load_dataset(dataset_path), run_dir.name)
+    progress = run_loop(trainer, run_dir, fingerprint, schedule, run["steps"])
+    frame = pd.DataFrame(progress.log)
+    write_outputs(run_dir, frame, provenance(run, torch.device("cpu"), threads))
     return frame
 
 

@@ -1,6 +1,6 @@
 """Training on modular arithmetic, with checkpoints on a schedule and exact resume.
 
-The loop is short on purpose: build or resume state, then step; at every scheduled step evaluate,
+The loop is `alignlab.loop`'s: build or resume state, then step; at every scheduled step evaluate,
 save weights (safetensors, atomic, checksummed) and the resume state for that step. A killed or
 damaged run, rerun, continues from its last verified resume state (`alignlab.repair`) and
 reaches bit-identical results (same threads, same compile setting): full-batch AdamW has no
@@ -11,7 +11,6 @@ model where it applies, else the general decoder (`alignlab.models.build_model`)
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,11 +20,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from alignlab import checkpoints as ckpt
 from alignlab.data import ModularDataset
+from alignlab.loop import run_loop, write_outputs
 from alignlab.models import ModelConfig, build_model, final_position_loss, init_params, param_shapes
-from alignlab.provenance import code_version, config_hash, provenance, write_json
-from alignlab.repair import trusted_resume
+from alignlab.provenance import code_version, config_hash, provenance
 from alignlab.runtime import configure_torch, resolve_device
 
 
@@ -168,76 +166,67 @@ def load_optimizer_state(optimizer, tensors: dict[str, torch.Tensor], groups: li
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-@dataclass
-class _State:
-    model: torch.nn.Module
-    optimizer: torch.optim.AdamW
-    step: int
-    log: list[dict]
-    early_stop_since: int | None
-    finished: bool = False  # reached the last step or stopped early: a rerun trains no further
+class ModularTrainer:
+    """`alignlab.loop.Trainer` for modular arithmetic: AdamW with warm-up, full batch or
+    minibatches that are a function of (seed, step); early stop once generalized."""
 
+    def __init__(self, model_cfg: ModelConfig, tc: TrainConfig, dataset, device, name: str):
+        self.tc, self.dataset, self.device, self.name = tc, dataset, device, name
+        self.model_config = model_cfg.to_dict()
+        self.model = build_model(model_cfg, init_params(model_cfg, tc.seed)).to(device)
+        self.optimizer = make_optimizer(self.model, tc)
+        self.early_stop_since: int | None = None
+        a, b, c = (x.to(device) for x in dataset.split(True))
+        self.n_train = len(c)
+        self.train_step = make_train_step(self.model, self.optimizer, a, b, c, tc.compile)
+        self.batch_size = effective_batch_size(tc, len(c))
 
-def _fresh_state(model_cfg, tc, device) -> _State:
-    model = build_model(model_cfg, init_params(model_cfg, tc.seed)).to(device)
-    return _State(model, make_optimizer(model, tc), 0, [], None)
+    def step(self, step: int) -> None:
+        set_warmup_lr(self.optimizer, step, self.tc.warmup_steps)
+        if self.batch_size is None:
+            self.train_step()
+        else:
+            idx = minibatch(step, self.n_train, self.batch_size, self.tc.seed)
+            self.train_step(idx.to(self.device))
 
+    def evaluate(self, step: int) -> dict[str, float]:
+        metrics = evaluate(self.model, self.dataset, self.device)
+        if not np.isfinite(metrics["train_loss"]):
+            raise TrainingDiverged(
+                f"{self.name}: train loss is {metrics['train_loss']} at step {step} "
+                f"(lr {self.tc.lr}, weight_decay {self.tc.weight_decay}); lower the learning rate"
+            )
+        return metrics
 
-def _resume_or_start(run_dir: Path, fingerprint: str, model_cfg, tc, device) -> _State:
-    """Resume from the resume state if it belongs to this exact run and it and the checkpoints
-    it lists verify; else start afresh (`alignlab.repair` cleans up what it cannot trust)."""
-    state = _fresh_state(model_cfg, tc, device)
-    resume = trusted_resume(run_dir, fingerprint)
-    if resume is not None:
-        tensors, step, extra = resume
-        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
-        state.model.load_state_dict(params)
-        load_optimizer_state(state.optimizer, tensors, extra["param_groups"])
-        state.step, state.log = step, extra["log"]
-        state.early_stop_since = extra["early_stop_since"]
-        state.finished = extra["finished"]
-    return state
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.model.params()
 
+    def stop_early(self, step: int, log: list[dict]) -> bool:
+        if self.tc.early_stop_patience is None:
+            return False
+        if log[-1]["test_acc"] < self.tc.early_stop_acc:
+            self.early_stop_since = None
+        elif self.early_stop_since is None:
+            self.early_stop_since = step
+        since = self.early_stop_since
+        return since is not None and step - since >= self.tc.early_stop_patience
 
-def _save_resume(run_dir: Path, state: _State, fingerprint: str) -> None:
-    tensors, groups = optimizer_state_tensors(state.optimizer)
-    # No torch RNG state: training never draws from it after initialisation (which has its own
-    # generator; minibatches are a function of seed and step), and it would make files differ.
-    tensors.update({f"param.{k}": v for k, v in state.model.params().items()})
-    extra = {
-        "fingerprint": fingerprint,
-        "param_groups": groups,
-        "log": state.log,
-        "early_stop_since": state.early_stop_since,
-        "finished": state.finished,
-    }
-    ckpt.save_resume(run_dir / "resume.safetensors", tensors, state.step, extra)
+    def resume_tensors(self) -> dict[str, torch.Tensor]:
+        # No torch RNG state: training never draws from it after initialisation (which has its
+        # own generator; minibatches are a function of seed and step).
+        tensors, _ = optimizer_state_tensors(self.optimizer)
+        return tensors | {f"param.{k}": v for k, v in self.model.params().items()}
 
+    def resume_extra(self) -> dict:
+        _, groups = optimizer_state_tensors(self.optimizer)
+        return {"param_groups": groups, "early_stop_since": self.early_stop_since}
 
-def _record_checkpoint(state: _State, dataset, device, run_dir, model_cfg, tc, fingerprint) -> None:
-    """Evaluate, save weights and resume state at this step; decide whether training is done."""
-    metrics = evaluate(state.model, dataset, device)
-    if not np.isfinite(metrics["train_loss"]):
-        raise TrainingDiverged(
-            f"{run_dir.name}: train loss is {metrics['train_loss']} at step {state.step} "
-            f"(lr {tc.lr}, weight_decay {tc.weight_decay}); lower the learning rate"
+    def load(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+        self.model.load_state_dict(
+            {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
         )
-    state.log.append({"step": state.step, **metrics})
-    path = ckpt.step_path(run_dir / "checkpoints", state.step)
-    ckpt.save_weights(state.model.params(), path, state.step, model_cfg.to_dict())
-    if tc.early_stop_patience is not None:
-        if metrics["test_acc"] < tc.early_stop_acc:
-            state.early_stop_since = None
-        elif state.early_stop_since is None:
-            state.early_stop_since = state.step
-    generalized = (
-        state.early_stop_since is not None
-        and state.step - state.early_stop_since >= tc.early_stop_patience
-    )
-    if generalized and state.step < tc.steps:
-        tqdm.write(f"{run_dir.name}: generalized; early stop at step {state.step}")
-    state.finished = generalized or state.step >= tc.steps
-    _save_resume(run_dir, state, fingerprint)
+        load_optimizer_state(self.optimizer, tensors, extra["param_groups"])
+        self.early_stop_since = extra["early_stop_since"]
 
 
 def storage_estimate(model_cfg: ModelConfig, n_checkpoints: int) -> str:
@@ -263,37 +252,11 @@ def train(
     run_config = run_config or {"model": model_cfg.to_dict(), "train": asdict(tc)}
     # Resume only into the same config and training code (not, e.g., edited figure code).
     fingerprint = config_hash({"run": run_config, "code": code_version(__name__)})
-    schedule = set(checkpoint_schedule(tc))
+    schedule = checkpoint_schedule(tc)
     tqdm.write(f"{run_dir.name}: {storage_estimate(model_cfg, len(schedule))}")
-
-    state = _resume_or_start(run_dir, fingerprint, model_cfg, tc, device)
-    a, b, c = (x.to(device) for x in dataset.split(True))
-    train_step = make_train_step(state.model, state.optimizer, a, b, c, compile=tc.compile)
-    batch_size = effective_batch_size(tc, len(c))
-    started, start_step = time.perf_counter(), state.step
-    with tqdm(total=tc.steps, initial=state.step, desc=run_dir.name, mininterval=2) as bar:
-        while not state.finished:
-            if state.step in schedule and (not state.log or state.log[-1]["step"] != state.step):
-                _record_checkpoint(state, dataset, device, run_dir, model_cfg, tc, fingerprint)
-                bar.set_postfix(test_acc=f"{state.log[-1]['test_acc']:.3f}", refresh=False)
-                continue
-            set_warmup_lr(state.optimizer, state.step, tc.warmup_steps)
-            if batch_size is None:
-                train_step()
-            else:
-                train_step(minibatch(state.step, len(c), batch_size, tc.seed).to(device))
-            state.step += 1
-            bar.update()
-    elapsed = time.perf_counter() - started
-    log = pd.DataFrame(state.log)
-    log.to_parquet(run_dir / "train_log.parquet", index=False)
-    timing = {
-        "wall_s": elapsed,
-        "steps_run": state.step - start_step,
-        "ms_per_step": 1000 * elapsed / max(1, state.step - start_step),
-    }
-    write_json(
-        provenance(run_config, device, threads, compile=tc.compile, timing=timing),
-        run_dir / "provenance.json",
-    )
+    trainer = ModularTrainer(model_cfg, tc, dataset, device, run_dir.name)
+    progress = run_loop(trainer, run_dir, fingerprint, schedule, tc.steps, bar_metric="test_acc")
+    log = pd.DataFrame(progress.log)
+    prov = provenance(run_config, device, threads, compile=tc.compile, timing=progress.timing())
+    write_outputs(run_dir, log, prov)
     return log

@@ -3,11 +3,13 @@
 Loss -logsigmoid(r_chosen - r_rejected). Metrics as TRL logs them, on the training batches
 (running mean since the last evaluation) and on the held-out pairs (the last `heldout_frac` of
 them): accuracy (strict r_chosen > r_rejected), margin (mean r_chosen - r_rejected), mean / min /
-max reward over chosen and rejected. Checkpoints (safetensors) at log-spaced evaluation steps.
+max reward over chosen and rejected. Checkpoints (safetensors) at log-spaced evaluation steps, on
+`alignlab.loop`: a resume state at each, so a killed run resumes exactly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -16,10 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alignlab.checkpoints import save_weights, step_path
+from alignlab.loop import run_loop
 from alignlab.preference.env import EnvConfig
 from alignlab.preference.model import RewardModel, RMConfig, init_params, n_params
-from alignlab.repair import start_afresh
+from alignlab.provenance import code_version, config_hash
+from alignlab.train import load_optimizer_state, optimizer_state_tensors
 
 
 def rm_config(run: dict, env_dict: dict) -> RMConfig:
@@ -66,61 +69,115 @@ def eval_steps(steps: int, n_evals: int) -> list[int]:
     return sorted({0, *grid.tolist(), steps})
 
 
-def train_rm(run: dict, cfg: RMConfig, pairs, run_dir: Path, device: torch.device):
-    """Train; returns (model, tidy log rows). Checkpoints (safetensors) at the evaluation steps."""
-    train, test = split_pairs(pairs, run["n_pairs"], run["heldout_frac"])
-    n_train = len(train["chosen_eos"])
-    steps = max(run["min_steps"], int(math.ceil(run["epochs"] * n_train / run["batch_size"])))
-    evals = set(eval_steps(steps, run["n_evals"]))
-    print(
-        f"RM {n_params(cfg)} params, {n_train} train / {len(test['chosen_eos'])} held-out "
-        f"pairs, {steps} steps of batch {run['batch_size']}"
-    )
-    start_afresh(run_dir)  # no resume: the checkpoints of an earlier run must not mix in
-    torch.manual_seed(run["seed"])
-    model = RewardModel(cfg, init_params(cfg, run["seed"])).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"])
-    gen = torch.Generator().manual_seed(run["seed"])
-    rows, running = [], []
-    order = torch.randperm(n_train, generator=gen)
-    cursor = 0
-    t0 = time.perf_counter()
-    for step in range(steps + 1):
-        if step in evals:
-            model.eval()
-            with torch.no_grad():
-                rc = model(test["chosen"].to(device), test["chosen_eos"].to(device))
-                rr = model(test["rejected"].to(device), test["rejected_eos"].to(device))
-            for name, value in pair_metrics(rc, rr).items():
-                rows.append({"step": step, "measure": f"eval_{name}", "value": value})
-            if running:
-                for name in running[0]:
-                    value = float(np.mean([r[name] for r in running]))
-                    rows.append({"step": step, "measure": f"train_{name}", "value": value})
-                running = []
-            save_weights(
-                model.params(), step_path(run_dir / "checkpoints", step), step, cfg.to_dict()
-            )
-            model.train()
-        if step == steps:
-            break
-        if cursor + run["batch_size"] > n_train:
-            order, cursor = torch.randperm(n_train, generator=gen), 0
-        idx = order[cursor : cursor + run["batch_size"]]
-        cursor += run["batch_size"]
-        both = torch.cat([train["chosen"][idx], train["rejected"][idx]]).to(device)
-        eos = torch.cat([train["chosen_eos"][idx], train["rejected_eos"][idx]]).to(device)
-        r = model(both, eos)
+class RMTrainer:
+    """`alignlab.loop.Trainer` for a reward model: AdamW on batches of a fresh permutation each
+    epoch (drawn from the run's own generator); evaluation on the held-out pairs plus the mean
+    of the training batches' metrics since the last evaluation."""
+
+    def __init__(self, run: dict, cfg: RMConfig, train, test, evals: set[int], device):
+        self.run, self.train, self.test, self.evals, self.device = run, train, test, evals, device
+        self.model_config = cfg.to_dict()
+        self.n_train = len(train["chosen_eos"])
+        torch.manual_seed(run["seed"])
+        self.model = RewardModel(cfg, init_params(cfg, run["seed"])).to(device)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"]
+        )
+        self.gen = torch.Generator().manual_seed(run["seed"])
+        self.order = torch.randperm(self.n_train, generator=self.gen)
+        self.cursor = 0
+        self.running: list[dict] = []  # training-batch metrics since the last evaluation
+
+    def step(self, step: int) -> None:
+        if step in self.evals:  # evaluated at this step: a new running mean starts
+            self.running = []
+        size = self.run["batch_size"]
+        if self.cursor + size > self.n_train:
+            self.order, self.cursor = torch.randperm(self.n_train, generator=self.gen), 0
+        idx = self.order[self.cursor : self.cursor + size]
+        self.cursor += size
+        both = torch.cat([self.train["chosen"][idx], self.train["rejected"][idx]])
+        eos = torch.cat([self.train["chosen_eos"][idx], self.train["rejected_eos"][idx]])
+        r = self.model(both.to(self.device), eos.to(self.device))
         rc, rr = r[: len(idx)], r[len(idx) :]
         loss = -F.logsigmoid(rc - rr).mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training diverged: loss {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        running.append(pair_metrics(rc.detach(), rr.detach()))
+        self.opt.step()
+        self.running.append(pair_metrics(rc.detach(), rr.detach()))
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        self.model.eval()
+        with torch.no_grad():
+            test = {k: v.to(self.device) for k, v in self.test.items()}
+            rc = self.model(test["chosen"], test["chosen_eos"])
+            rr = self.model(test["rejected"], test["rejected_eos"])
+        self.model.train()
+        entry = {f"eval_{name}": value for name, value in pair_metrics(rc, rr).items()}
+        for name in self.running[0] if self.running else []:
+            entry[f"train_{name}"] = float(np.mean([r[name] for r in self.running]))
+        return entry
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.model.params()
+
+    def stop_early(self, step: int, log: list[dict]) -> bool:
+        return False
+
+    def resume_tensors(self) -> dict[str, torch.Tensor]:
+        tensors, _ = optimizer_state_tensors(self.opt)
+        tensors |= {f"param.{k}": v for k, v in self.model.params().items()}
+        return tensors | {"batch_rng": self.gen.get_state(), "batch_order": self.order}
+
+    def resume_extra(self) -> dict:
+        groups = optimizer_state_tensors(self.opt)[1]
+        return {"param_groups": groups, "cursor": self.cursor, "running": self.running}
+
+    def load(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
+        self.model.load_state_dict(params)
+        load_optimizer_state(self.opt, tensors, extra["param_groups"])
+        self.gen.set_state(tensors["batch_rng"])
+        self.order, self.cursor = tensors["batch_order"], extra["cursor"]
+        self.running = extra["running"]
+
+
+def _data_digest(*splits: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for split in splits:
+        for name in sorted(split):
+            digest.update(name.encode() + split[name].contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def train_rm(run: dict, cfg: RMConfig, pairs, run_dir: Path, device: torch.device):
+    """Train (`RMTrainer` on `alignlab.loop`: checkpoints at the evaluation steps, a resume state
+    at each, exact resume); returns (model, tidy log rows [step, measure, value])."""
+    train, test = split_pairs(pairs, run["n_pairs"], run["heldout_frac"])
+    n_train = len(train["chosen_eos"])
+    steps = max(run["min_steps"], int(math.ceil(run["epochs"] * n_train / run["batch_size"])))
+    evals = eval_steps(steps, run["n_evals"])
+    print(
+        f"RM {n_params(cfg)} params, {n_train} train / {len(test['chosen_eos'])} held-out "
+        f"pairs, {steps} steps of batch {run['batch_size']}"
+    )
+    fingerprint = config_hash(
+        {"run": run, "model": cfg.to_dict(), "data": _data_digest(train, test),
+         "device": str(device), "code": code_version(__name__)}
+    )  # fmt: skip
+    trainer = RMTrainer(run, cfg, train, test, set(evals), device)
+    t0 = time.perf_counter()
+    progress = run_loop(trainer, Path(run_dir), fingerprint, evals, steps)
+    rows = [
+        {"step": entry["step"], "measure": measure, "value": value}
+        for entry in progress.log
+        for measure, value in entry.items()
+        if measure != "step"
+    ]
     print(
         f"trained in {time.perf_counter() - t0:.1f} s; held-out accuracy "
         f"{[r['value'] for r in rows if r['measure'] == 'eval_accuracy'][-1]:.3f}"
     )
-    return model, rows
+    return trainer.model, rows
