@@ -1,4 +1,4 @@
-"""The house layout: the shared library never imports an experiment; no function outgrows a screen."""
+"""The house layout: the library never imports an experiment; no function outgrows a screen."""
 
 import ast
 import importlib.util
@@ -63,5 +63,7 @@ def test_no_function_is_longer_than_a_screen():
 def test_the_length_check_counts_from_def_to_last_line(tmp_path):
     check = _function_lengths_check()
     module = tmp_path / "m.py"
-    module.write_text('def f():\n    """Doc."""\n    return 1\n\n\nclass C:\n    def g(self):\n        pass\n')
+    module.write_text(
+        'def f():\n    """Doc."""\n    return 1\n\n\nclass C:\n    def g(self):\n        pass\n'
+    )
     assert check.function_lengths(module) == [(3, "f"), (2, "C.g")]
