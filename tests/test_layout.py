@@ -1,6 +1,7 @@
-"""The house layout: the shared library never imports an experiment."""
+"""The house layout: the library never imports an experiment; no function outgrows a screen."""
 
 import ast
+import importlib.util
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,3 +60,27 @@ def test_no_library_module_is_named_after_an_experiment():
     library = {path.stem for path in (REPO / "lib" / "alignlab").rglob("*.py")}
     library |= {path.name for path in (REPO / "lib" / "alignlab").iterdir() if path.is_dir()}
     assert library & experiments == set()
+
+
+def _function_lengths_check():
+    """bench/function_lengths.py, loaded by path: bench/ is scripts, not a package."""
+    path = REPO / "bench" / "function_lengths.py"
+    spec = importlib.util.spec_from_file_location("function_lengths", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_function_is_longer_than_a_screen():
+    check = _function_lengths_check()
+    offenders = [f"{lines} {file} {name}" for lines, file, name in check.too_long(limit=60)]
+    assert offenders == []
+
+
+def test_the_length_check_counts_from_def_to_last_line(tmp_path):
+    check = _function_lengths_check()
+    module = tmp_path / "m.py"
+    module.write_text(
+        'def f():\n    """Doc."""\n    return 1\n\n\nclass C:\n    def g(self):\n        pass\n'
+    )
+    assert check.function_lengths(module) == [(3, "f"), (2, "C.g")]

@@ -80,6 +80,35 @@ def interventions(
     return table
 
 
+def _neuron_groups(
+    neuron_frac: torch.Tensor, threshold: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The neurons no single frequency explains, and as many randomly chosen explained ones (the
+    control for mean-ablating the unexplained: same count, seeded)."""
+    single = neuron_frac >= threshold
+    unexplained = torch.nonzero(~single).flatten()
+    candidates = torch.nonzero(single).flatten()
+    gen = torch.Generator().manual_seed(seed)
+    n_random = min(len(unexplained), len(candidates))
+    random_explained = candidates[torch.randperm(len(candidates), generator=gen)[:n_random]]
+    return unexplained, random_explained
+
+
+def _final_position_hooks(p: int, fn: Callable[[torch.Tensor], torch.Tensor] | None) -> list:
+    """Forward hooks that rewrite blocks.0.mlp.hook_post at '=' as a [p, p, d_mlp] grid (in
+    float64, so the Fourier projections lose nothing); none for the baseline."""
+    if fn is None:
+        return []
+
+    def hook(act, hook):
+        act = act.clone()
+        grid = act[:, -1, :].reshape(p, p, -1)
+        act[:, -1, :] = fn(grid.double()).to(act.dtype).reshape(p * p, -1)
+        return act
+
+    return [("blocks.0.mlp.hook_post", hook)]
+
+
 def ablation_table(
     run_id: str,
     step: int,
@@ -103,25 +132,15 @@ def ablation_table(
     bridge = to_bridge(params, cfg)
     a, b = torch.arange(p).repeat_interleave(p), torch.arange(p).repeat(p)
     toks = tokens(a, b, p)
-    single = neuron_frac >= threshold
-    unexplained = torch.nonzero(~single).flatten()
-    candidates = torch.nonzero(single).flatten()
-    gen = torch.Generator().manual_seed(seed)
-    n_random = min(len(unexplained), len(candidates))
-    random_explained = candidates[torch.randperm(len(candidates), generator=gen)[:n_random]]
+    unexplained, random_explained = _neuron_groups(neuron_frac, threshold, seed)
+    n_neurons = {
+        "mean_ablate_unexplained": len(unexplained),
+        "mean_ablate_random_explained": len(random_explained),
+    }
     rows = []
-    baseline = {}
+    baseline = {}  # split -> loss with no intervention; the first entry of the table
     for (name, freq), fn in interventions(p, key_freqs, unexplained, random_explained).items():
-        hooks = []
-        if fn is not None:
-
-            def hook(act, hook, fn=fn):
-                act = act.clone()
-                grid = act[:, -1, :].reshape(p, p, -1)
-                act[:, -1, :] = fn(grid.double()).to(act.dtype).reshape(p * p, -1)
-                return act
-
-            hooks = [("blocks.0.mlp.hook_post", hook)]
+        hooks = _final_position_hooks(p, fn)
         with torch.no_grad():
             logits = bridge.run_with_hooks(toks, return_type="logits", fwd_hooks=hooks)[:, -1]
         for split_name, index, labels in (
@@ -138,10 +157,7 @@ def ablation_table(
                     "step": step,
                     "intervention": name,
                     "frequency": freq,
-                    "n_neurons": {
-                        "mean_ablate_unexplained": len(unexplained),
-                        "mean_ablate_random_explained": len(random_explained),
-                    }.get(name, 0),
+                    "n_neurons": n_neurons.get(name, 0),
                     "split": split_name,
                     "loss": loss,
                     "accuracy": acc,

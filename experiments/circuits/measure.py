@@ -219,6 +219,29 @@ def _stride(steps: list[int], stride: int) -> list[int]:
     return picked
 
 
+def _random_init_control(
+    seed: int,
+    cfg: ModelConfig,
+    source: str,
+    dataset,
+    key_freqs: list[int],
+    threshold: float,
+) -> tuple[dict, list[pd.DataFrame], pd.DataFrame]:
+    """One random-init control (step 0 of a fresh model): its runs row, its measure frames and
+    its logit spectrum, measured exactly as the trained run's final checkpoint."""
+    run_id = random_init_run_id(cfg, seed)
+    run = _model_rows(run_id, "random_init", seed, cfg, source)
+    init = init_params(cfg, seed)
+    stacked = {name: value[None] for name, value in init.items()}
+    measures, last = stack_measures([0], stacked, cfg, key_freqs, threshold)
+    frames = [
+        _long(run_id, [0], measures),
+        _unit_rows(run_id, 0, last),
+        _progress_rows(run_id, 0, init, cfg, dataset, key_freqs),
+    ]
+    return run, frames, _spectrum_rows(run_id, 0, last["logits"])
+
+
 def measure_circuits(
     source_run_dir: Path,
     dataset_path: Path,
@@ -257,17 +280,12 @@ def measure_circuits(
     ]
     spectra.append(_spectrum_rows(source, steps[-1], last["logits"]))
     for seed in analysis["random_init_seeds"]:
-        run_id = random_init_run_id(cfg, seed)
-        runs.append(_model_rows(run_id, "random_init", seed, cfg, source))
-        init = init_params(cfg, seed)
-        stacked = {name: value[None] for name, value in init.items()}
-        measures, last = stack_measures([0], stacked, cfg, key_freqs, threshold)
-        frames += [
-            _long(run_id, [0], measures),
-            _unit_rows(run_id, 0, last),
-            _progress_rows(run_id, 0, init, cfg, dataset, key_freqs),
-        ]
-        spectra.append(_spectrum_rows(run_id, 0, last["logits"]))
+        run, control_frames, spectrum = _random_init_control(
+            seed, cfg, source, dataset, key_freqs, threshold
+        )
+        runs.append(run)
+        frames += control_frames
+        spectra.append(spectrum)
     meta = pd.DataFrame(runs).assign(key_freqs=", ".join(map(str, key_freqs)))
     if other_seeds:
         more, more_runs = other_seed_measures(

@@ -19,7 +19,8 @@ CIRC_INPUTS = {
 # The other seeds' canonical runs: their final checkpoints, so the trained-model markers
 # rest on every seed.
 CIRC_OTHER_IDS = [
-    rid for rid, run in sorted(CIRC_GROK_RUNS.items())
+    rid
+    for rid, run in sorted(CIRC_GROK_RUNS.items())
     if GROK_ROLES[rid] == "canonical" and rid != CIRC_SOURCE_ID
 ]
 CIRC_OTHER = {
@@ -31,7 +32,9 @@ CIRC_OUT = f"results/circuits/{SCALE}"
 CIRC_FIGS = "paper/figures/circuits"
 CIRC_FIGURES = ["neurons", "heads", "logits", "ablations", "controls"]
 
-TARGETS["circuits"] = expand(f"{CIRC_FIGS}/{{fig}}.{{ext}}", fig=CIRC_FIGURES, ext=["pdf", "png"]) + [
+TARGETS["circuits"] = expand(
+    f"{CIRC_FIGS}/{{fig}}.{{ext}}", fig=CIRC_FIGURES, ext=["pdf", "png"]
+) + [
     f"{CIRC_OUT}/numbers.json",
 ]
 
@@ -45,19 +48,18 @@ rule circuits_measures:
         measures=f"{CIRC_OUT}/measures.parquet",
         spectrum=f"{CIRC_OUT}/logit_spectrum.parquet",
         runs=f"{CIRC_OUT}/runs.parquet",
+    log:
+        f"{CIRC_OUT}/logs/measures.log",
+    benchmark:
+        f"{CIRC_OUT}/benchmarks/measures.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=lambda wc: 120 if SCALE == "paper" else 10,
     params:
         source_run_dir=CIRC_SOURCE,
         other_seeds=CIRC_OTHER,
         analysis=CIRC,
         code=code("experiments.circuits.measure"),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=lambda wc: 120 if SCALE == "paper" else 10,
-    benchmark:
-        f"{CIRC_OUT}/benchmarks/measures.tsv"
-    log:
-        f"{CIRC_OUT}/logs/measures.log",
     script:
         "scripts/measures.py"
 
@@ -67,18 +69,17 @@ rule circuits_ablations:
         **CIRC_INPUTS,
     output:
         f"{CIRC_OUT}/ablations.parquet",
+    log:
+        f"{CIRC_OUT}/logs/ablations.log",
+    benchmark:
+        f"{CIRC_OUT}/benchmarks/ablations.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=10,
     params:
         source_run_dir=CIRC_SOURCE,
         analysis=CIRC,
         code=code("experiments.circuits.ablate"),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=10,
-    benchmark:
-        f"{CIRC_OUT}/benchmarks/ablations.tsv"
-    log:
-        f"{CIRC_OUT}/logs/ablations.log",
     script:
         "scripts/ablations.py"
 
@@ -91,15 +92,11 @@ rule circuits_summary:
     output:
         markers=f"{CIRC_OUT}/markers.parquet",
         numbers=f"{CIRC_OUT}/numbers.json",
+    log:
+        f"{CIRC_OUT}/logs/summary.log",
     params:
         threshold=CIRC["explained_threshold"],
         code=code("experiments.circuits.summary"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        f"{CIRC_OUT}/logs/summary.log",
     script:
         "scripts/summary.py"
 
@@ -114,19 +111,21 @@ rule circuits_figures:
     output:
         # PNGs go into the HTML report (snakemake --report), one caption each, under "circuits".
         [
-            report(f"{CIRC_FIGS}/{fig}.png", category="circuits", caption=f"report/{fig}.rst")
-            if ext == "png" else f"{CIRC_FIGS}/{fig}.{ext}"
-            for fig in CIRC_FIGURES for ext in ("pdf", "png")
+            (
+                report(f"{CIRC_FIGS}/{fig}.png", category="circuits", caption=f"report/{fig}.rst")
+                if ext == "png"
+                else f"{CIRC_FIGS}/{fig}.{ext}"
+            )
+            for fig in CIRC_FIGURES
+            for ext in ("pdf", "png")
         ],
+    log:
+        f"{CIRC_OUT}/logs/figures.log",
+    resources:
+        mem_mb=2000,
     params:
         threshold=CIRC["explained_threshold"],
         out_dir=CIRC_FIGS,
         code=code("experiments.circuits.figures"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{CIRC_OUT}/logs/figures.log",
     script:
         "scripts/figures.py"

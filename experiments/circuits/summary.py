@@ -61,6 +61,31 @@ def _by_seed(runs: pd.DataFrame, values: dict, model: str, name: str) -> str:
     )
 
 
+def _canonical_rows(measures: pd.DataFrame, run_id: str) -> dict[str, pd.DataFrame]:
+    """The canonical run's rows the text counts: every neuron's frequency and explained share, the
+    non-key frequency clusters at its last step, and the heads' patterns at the last step."""
+    run = measures.run_id == run_id
+    explained = measures[run & (measures.measure == "neuron_explained")]
+    last = explained.step.max()
+    return {
+        "neurons": measures[run & (measures.measure == "neuron_freq")],
+        "explained": explained,
+        "clusters": measures[
+            run
+            & (measures.measure == "neuron_cluster_size")
+            & (measures.step == measures.step[run].max())
+            & (measures.component != "key")
+            & (measures.value > 0)
+        ],
+        "heads": measures[
+            run & (measures.measure == "head_pattern_explained") & (measures.step == last)
+        ],
+        "head_freqs": measures[
+            run & (measures.measure == "head_pattern_freq") & (measures.step == last)
+        ],
+    }
+
+
 def summarize(
     measures_path, ablations_path, runs_path, threshold: float, out_markers, out_numbers
 ) -> None:
@@ -73,45 +98,26 @@ def summarize(
     trained = runs[runs.canonical].iloc[0]
     control = runs[runs.model == "random_init"].iloc[0]
     ours, base = values[trained.run_id], values[control.run_id]
-    neurons = measures[(measures.run_id == trained.run_id) & (measures.measure == "neuron_freq")]
-    explained = measures[
-        (measures.run_id == trained.run_id) & (measures.measure == "neuron_explained")
-    ]
-    clusters = measures[
-        (measures.run_id == trained.run_id)
-        & (measures.measure == "neuron_cluster_size")
-        & (measures.step == measures.step[measures.run_id == trained.run_id].max())
-        & (measures.component != "key")
-        & (measures.value > 0)
-    ]
-    heads = measures[
-        (measures.run_id == trained.run_id)
-        & (measures.measure == "head_pattern_explained")
-        & (measures.step == explained.step.max())
-    ]
-    head_freqs = measures[
-        (measures.run_id == trained.run_id)
-        & (measures.measure == "head_pattern_freq")
-        & (measures.step == explained.step.max())
-    ]
+    rows = _canonical_rows(measures, trained.run_id)
+    explained, heads = rows["explained"], rows["heads"]
     key_list = [int(k) for k in str(trained.key_freqs).split(",")]
     n_key = len(key_list)
     result = {
         "threshold_pct": round(100 * float(threshold)),
-        "n_neurons": len(neurons),
+        "n_neurons": len(rows["neurons"]),
         "n_key_freqs": n_key,
         "n_directions": 2 * n_key,
         "key_freqs": str(trained.key_freqs),
         "single_freq_share": ours["single_freq_share"],
         "single_freq_share_random": base["single_freq_share"],
-        "n_clusters": len(clusters),
+        "n_clusters": len(rows["clusters"]),
         "n_neurons_in_key_clusters": int(
             _value(measures, trained.run_id, "neuron_cluster_size", "key")
         ),
         "n_single_freq_neurons": int((explained.value >= threshold).sum()),
         "head_mean_explained": float(heads.value.mean()),
         "n_heads": len(heads),
-        "n_heads_on_key_freqs": int(head_freqs.value.astype(int).isin(key_list).sum()),
+        "n_heads_on_key_freqs": int(rows["head_freqs"].value.astype(int).isin(key_list).sum()),
         "W_L_top_share": ours["W_L_top_share"],
         "W_L_rest_share": 1.0 - ours["W_L_top_share"],
         "W_L_top_share_random": base["W_L_top_share"],

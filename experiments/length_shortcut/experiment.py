@@ -178,8 +178,8 @@ def run_values(
     return values
 
 
-def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> None:
-    """measures / runs / markers parquet and numbers.json (see the module docstring)."""
+def _stack_runs(run_ids, runs, tables, out) -> pd.DataFrame:
+    """Write measures.parquet (the runs' tables with run_id) and runs.parquet; return measures."""
     measures = pd.concat(
         [pd.read_parquet(t).assign(run_id=r) for r, t in zip(run_ids, tables, strict=True)],
         ignore_index=True,
@@ -191,8 +191,12 @@ def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> Non
         runs_rows.append({"run_id": rid, **run, "biased": run["length_bias"] > 0})
     runs_frame = pd.DataFrame(runs_rows)
     runs_frame.to_parquet(out.runs, index=False)
+    return measures
 
-    frac = analysis["onset_frac"]
+
+def _per_run_values(run_ids, runs, measures: pd.DataFrame, frac: float) -> dict[str, dict]:
+    """run_id -> its marker values (run_values), with the reference control's length
+    correlations as control_* (the biased run's paired control; a control's next-seed control)."""
     # each biased run is paired with the control of the same seed (or else the first control);
     # onsets are taken on the biased run's excess over it
     controls = {runs[r]["seed"]: r for r in run_ids if runs[r]["length_bias"] == 0}
@@ -218,22 +222,21 @@ def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> Non
             continue
         for key in ("final_wg_corr_reward_length", "mean_wg_corr_reward_length"):
             per_run[rid][f"control_{key}"] = per_run[reference[rid]][key]
-    markers = pd.DataFrame(
-        [{"run_id": r, "marker": k, "value": v} for r in run_ids for k, v in per_run[r].items()]
-    )
-    markers.to_parquet(out.markers, index=False)
+    return per_run
 
-    biased = [r for r in run_ids if runs[r]["length_bias"] > 0]
-    control = [r for r in run_ids if runs[r]["length_bias"] == 0]
 
-    def median(ids, key):
-        vals = [per_run[r][key] for r in ids]
-        return float(np.nanmedian(vals)) if vals and np.isfinite(vals).any() else float("nan")
+def _median(per_run: dict[str, dict], ids, key: str) -> float:
+    """Median of one value over some runs, NaN-skipping; NaN when none is finite."""
+    vals = [per_run[r][key] for r in ids]
+    return float(np.nanmedian(vals)) if vals and np.isfinite(vals).any() else float("nan")
 
+
+def _setup_numbers(run_ids, runs, measures, analysis, env_dict, per_run, biased, control) -> dict:
+    """The setup the text states, what gold alone implies, and how often the longer side wins."""
     env = Env(EnvConfig.from_dict(env_dict))
     gold_only = make_pairs(env, 20_000, 0)  # what gold alone implies
     run0 = runs[run_ids[0]]
-    numbers = {
+    return {
         "n_runs": len(run_ids),
         "n_seeds": len({runs[r]["seed"] for r in biased}),
         "n_controls": len(control),
@@ -246,34 +249,49 @@ def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> Non
         "n_groups": int(analysis["n_groups"]),
         "group_size": int(analysis["group_size"]),
         "shift": int(analysis["shift"]),
-        "onset_frac": float(frac),
+        "onset_frac": float(analysis["onset_frac"]),
         "onset_frac_early": SENSITIVITY["early"],
         "onset_frac_late": SENSITIVITY["late"],
         "gold_longer_wins": longer_wins_fraction(gold_only),
         "gold_wg_corr": float(
             measures.loc[measures.measure == "wg_corr_gold_length", "value"].iloc[0]
         ),
-        "longer_wins": median(biased, "longer_wins_frac"),
-        "control_longer_wins": median(control, "longer_wins_frac"),
+        "longer_wins": _median(per_run, biased, "longer_wins_frac"),
+        "control_longer_wins": _median(per_run, control, "longer_wins_frac"),
     }
-    name_of = {
-        "wg_corr_reward_length": "wg_corr",
-        "acc_chosen_longer": "acc_longer",
-        "acc_chosen_shorter": "acc_shorter",
-        "acc_balanced": "acc_balanced",
-        "acc_gap": "acc_gap",
-        "head_align_length": "head_align_length",
-        "head_align_gold": "head_align_gold",
-        "attr_length": "attr_length",
-        "shift_effect": "shift_effect",
-    }
-    for key, short in name_of.items():
-        numbers[f"final_{short}"] = median(biased, f"final_{key}")
-        numbers[f"control_final_{short}"] = median(control, f"final_{key}")
-    numbers["peak_wg_corr"] = median(biased, "peak_wg_corr_reward_length")
-    numbers["control_peak_wg_corr"] = median(control, "peak_wg_corr_reward_length")
+
+
+# final_<key> per-run values, under the short names the paper's macros use
+FINAL_NAMES = {
+    "wg_corr_reward_length": "wg_corr",
+    "acc_chosen_longer": "acc_longer",
+    "acc_chosen_shorter": "acc_shorter",
+    "acc_balanced": "acc_balanced",
+    "acc_gap": "acc_gap",
+    "head_align_length": "head_align_length",
+    "head_align_gold": "head_align_gold",
+    "attr_length": "attr_length",
+    "shift_effect": "shift_effect",
+}
+
+
+def _final_numbers(per_run, biased, control) -> dict:
+    """Medians of the final values (and the peak length correlation), biased vs control runs."""
+    numbers = {}
+    for key, short in FINAL_NAMES.items():
+        numbers[f"final_{short}"] = _median(per_run, biased, f"final_{key}")
+        numbers[f"control_final_{short}"] = _median(per_run, control, f"final_{key}")
+    numbers["peak_wg_corr"] = _median(per_run, biased, "peak_wg_corr_reward_length")
+    numbers["control_peak_wg_corr"] = _median(per_run, control, "peak_wg_corr_reward_length")
+    return numbers
+
+
+def _onset_numbers(per_run, biased) -> dict:
+    """Median onsets, and in how many biased runs the internal signal rises before the behaviour
+    (at the onset fraction and its sensitivity variants); the answer in words."""
+    numbers = {}
     for name, *_ in SIGNALS:
-        numbers[f"onset_{name}"] = median(biased, f"onset_{name}")
+        numbers[f"onset_{name}"] = _median(per_run, biased, f"onset_{name}")
     numbers["internal_first"] = sum(
         per_run[r][f"onset_{INTERNAL}"] < per_run[r][f"onset_{BEHAVIOUR}"] for r in biased
     )
@@ -283,7 +301,7 @@ def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> Non
             for r in biased
         )
         for name in (INTERNAL, BEHAVIOUR):
-            numbers[f"onset_{word}_{name}"] = median(biased, f"onset_{word}_{name}")
+            numbers[f"onset_{word}_{name}"] = _median(per_run, biased, f"onset_{word}_{name}")
     numbers["any_internal_first"] = sum(
         min(per_run[r][f"onset_{n}"] for n, *_, kind in SIGNALS if kind == "internal")
         < min(per_run[r][f"onset_{n}"] for n, *_, kind in SIGNALS if kind == "behaviour")
@@ -299,6 +317,23 @@ def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> Non
         if n_first == 0
         else "mixed across seeds"
     )
+    return numbers
+
+
+def summarize(run_ids, runs, tables, analysis: dict, env_dict: dict, out) -> None:
+    """measures / runs / markers parquet and numbers.json (see the module docstring)."""
+    measures = _stack_runs(run_ids, runs, tables, out)
+    per_run = _per_run_values(run_ids, runs, measures, analysis["onset_frac"])
+    markers = pd.DataFrame(
+        [{"run_id": r, "marker": k, "value": v} for r in run_ids for k, v in per_run[r].items()]
+    )
+    markers.to_parquet(out.markers, index=False)
+
+    biased = [r for r in run_ids if runs[r]["length_bias"] > 0]
+    control = [r for r in run_ids if runs[r]["length_bias"] == 0]
+    numbers = _setup_numbers(run_ids, runs, measures, analysis, env_dict, per_run, biased, control)
+    numbers |= _final_numbers(per_run, biased, control)
+    numbers |= _onset_numbers(per_run, biased)
     numbers = {k: _plain(v) for k, v in numbers.items()}
     write_numbers(numbers, out.numbers)
     order = sorted(

@@ -73,9 +73,8 @@ def figures(measures_path, runs_path, markers_path, out_dir) -> None:
         _layers(measures, biased, control, n_layers, out_dir)
 
 
-def _signals(measures, biased, control, last, onsets, bias, out_dir):
-    fig, axes = plt.subplots(2, 3, figsize=(DOUBLE[0], 5.0), layout="constrained", sharex=True)
-    # behaviour
+def _behaviour_panels(axes, measures, biased, control):
+    """Top left, top middle: the reward's correlation with length, and the balanced accuracies."""
     ax = axes[0, 0]
     _plot(ax, measures, biased, "wg_corr_reward_length", "", LENGTH, BIASED_STYLE, "reward")
     _plot(ax, measures, control, "wg_corr_reward_length", "", LENGTH, CONTROL_STYLE, None)
@@ -93,7 +92,10 @@ def _signals(measures, biased, control, last, onsets, bias, out_dir):
         _plot(ax, measures, control, measure, "", color, CONTROL_STYLE, None)
     ax.axhline(0.5, color=NEUTRAL, lw=0.6)
     ax.set(ylabel="accuracy", title="length-balanced pairs")
-    # internal
+
+
+def _direction_panels(axes, measures, biased, control, last):
+    """Top right, bottom left: head alignment of the last layer, direct attribution to length."""
     ax = axes[0, 2]
     for measure, color, name in (
         ("head_align_length", LENGTH, "length direction"),
@@ -111,6 +113,10 @@ def _signals(measures, biased, control, last, onsets, bias, out_dir):
         _plot(ax, measures, biased, "attr_length", comp, color, BIASED_STYLE, comp, thin=False)
     ax.axhline(0.0, color=NEUTRAL, lw=0.6)
     ax.set(ylabel="slope (reward sd / token)", title="direct attribution to length")
+
+
+def _patching_and_probe_panels(axes, measures, biased, control, last):
+    """Bottom middle, bottom right: patching the lengthened copy, and the probes' rise."""
     ax = axes[1, 1]
     _plot(ax, measures, biased, "shift_effect", "", LENGTH, BIASED_STYLE, "full effect (sd)")
     _plot(ax, measures, control, "shift_effect", "", LENGTH, CONTROL_STYLE, None)
@@ -128,6 +134,10 @@ def _signals(measures, biased, control, last, onsets, bias, out_dir):
         _plot(ax, measures, control, measure, last, color, CONTROL_STYLE, None)
     ax.axhline(0.0, color=NEUTRAL, lw=0.6)
     ax.set(ylabel="held-out R² − step 0", title=f"linear probes ({last})")
+
+
+def _onsets_and_legend(fig, axes, onsets, bias):
+    """The median onsets as vertical lines on every panel, and the figure's shared legend."""
     onset_styles = dict(zip(onsets, (":", "-."), strict=True))
     for axis in axes.ravel():
         _time_axis(axis)
@@ -152,6 +162,14 @@ def _signals(measures, biased, control, last, onsets, bias, out_dir):
         ),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
+
+
+def _signals(measures, biased, control, last, onsets, bias, out_dir):
+    fig, axes = plt.subplots(2, 3, figsize=(DOUBLE[0], 5.0), layout="constrained", sharex=True)
+    _behaviour_panels(axes, measures, biased, control)
+    _direction_panels(axes, measures, biased, control, last)
+    _patching_and_probe_panels(axes, measures, biased, control, last)
+    _onsets_and_legend(fig, axes, onsets, bias)
     save(fig, out_dir, "signals")
 
 
@@ -165,11 +183,8 @@ def _final(measures, run_ids, measure, component):
     return float(part.value.mean()) if len(part) else np.nan
 
 
-def _layers(measures, biased, control, n_layers, out_dir):
-    layers = ["embed", *(f"block{i}" for i in range(n_layers))]
-    fig, axes = new_figure(3, size=(DOUBLE[0], 2.8))
-    x = np.arange(len(layers))
-    ax = axes[0, 0]
+def _alignment_bars(ax, measures, biased, control, layers, x):
+    """Per layer: the length and gold directions' cosine with the head, biased vs control."""
     for offset, measure, color, name in (
         (-0.2, "head_align_length", LENGTH, "length"),
         (0.2, "head_align_gold", GOLD, "gold"),
@@ -190,23 +205,10 @@ def _layers(measures, biased, control, n_layers, out_dir):
             label=f"{name} direction, control",
         )
     ax.set(xticks=x, xticklabels=layers, ylabel="cosine with head", title="head alignment")
-    ax = axes[0, 1]
-    ax.bar(
-        x - 0.15,
-        [_final(measures, biased, "probe_length", c) for c in layers],
-        0.3,
-        color=LENGTH,
-        label="probe length",
-    )
-    ax.bar(
-        x + 0.15,
-        [_final(measures, biased, "probe_gold", c) for c in layers],
-        0.3,
-        color=GOLD,
-        label="probe gold content",
-    )
-    ax.set(xticks=x, xticklabels=layers, ylabel="held-out R² (biased, final)", title="probes")
-    ax = axes[0, 2]
+
+
+def _attribution_bars(ax, measures, biased, control, n_layers):
+    """Per component: its direct attribution to length at the final checkpoint."""
     comps = ["embed", "pos_embed", *(f"{k}{i}" for i in range(n_layers) for k in ("attn", "mlp"))]
     xc = np.arange(len(comps))
     ax.bar(
@@ -225,6 +227,30 @@ def _layers(measures, biased, control, n_layers, out_dir):
     )
     ax.set(xticks=xc, ylabel="sd per token", title="attribution to length (final)")
     ax.set_xticklabels(comps, rotation=45, ha="right")
+
+
+def _layers(measures, biased, control, n_layers, out_dir):
+    layers = ["embed", *(f"block{i}" for i in range(n_layers))]
+    fig, axes = new_figure(3, size=(DOUBLE[0], 2.8))
+    x = np.arange(len(layers))
+    _alignment_bars(axes[0, 0], measures, biased, control, layers, x)
+    ax = axes[0, 1]
+    ax.bar(
+        x - 0.15,
+        [_final(measures, biased, "probe_length", c) for c in layers],
+        0.3,
+        color=LENGTH,
+        label="probe length",
+    )
+    ax.bar(
+        x + 0.15,
+        [_final(measures, biased, "probe_gold", c) for c in layers],
+        0.3,
+        color=GOLD,
+        label="probe gold content",
+    )
+    ax.set(xticks=x, xticklabels=layers, ylabel="held-out R² (biased, final)", title="probes")
+    _attribution_bars(axes[0, 2], measures, biased, control, n_layers)
     for axis in axes[0]:
         axis.axhline(0.0, color=NEUTRAL, lw=0.6)
         axis.grid(axis="x", visible=False)

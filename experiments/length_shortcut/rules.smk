@@ -10,7 +10,9 @@ LS_OUT = f"results/length_shortcut/{SCALE}"
 LS_FIGS = "paper/figures/length_shortcut"
 LS_FIGURES = ["signals", "layers"]
 
-TARGETS["length_shortcut"] = expand(f"{LS_FIGS}/{{fig}}.{{ext}}", fig=LS_FIGURES, ext=["pdf", "png"]) + [
+TARGETS["length_shortcut"] = expand(
+    f"{LS_FIGS}/{{fig}}.{{ext}}", fig=LS_FIGURES, ext=["pdf", "png"]
+) + [
     f"{LS_OUT}/numbers.json",
 ]
 
@@ -20,20 +22,19 @@ rule length_shortcut_train:
         # checkpoints live beside these, not declared (see modular_train)
         log=f"{LS_OUT}/runs/{{run_id}}/train_log.parquet",
         provenance=f"{LS_OUT}/runs/{{run_id}}/provenance.json",
+    log:
+        f"{LS_OUT}/logs/train/{{run_id}}.log",
+    benchmark:
+        f"{LS_OUT}/benchmarks/train/{{run_id}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc: 60 if SCALE == "paper" else 5,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
     params:
         run=lambda wc: LS_RUNS[wc.run_id],
         env=LS["env"],
         run_dir=lambda wc: f"{LS_OUT}/runs/{wc.run_id}",
         code=code("experiments.length_shortcut.experiment"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=lambda wc: 60 if SCALE == "paper" else 5,
-        gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"{LS_OUT}/benchmarks/train/{{run_id}}.tsv"
-    log:
-        f"{LS_OUT}/logs/train/{{run_id}}.log",
     script:
         "scripts/train.py"
 
@@ -43,20 +44,19 @@ rule length_shortcut_measures:
         log=f"{LS_OUT}/runs/{{run_id}}/train_log.parquet",
     output:
         f"{LS_OUT}/runs/{{run_id}}/measures.parquet",
+    log:
+        f"{LS_OUT}/logs/measures/{{run_id}}.log",
+    benchmark:
+        f"{LS_OUT}/benchmarks/measures/{{run_id}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc: 30 if SCALE == "paper" else 5,
     params:
         run=lambda wc: LS_RUNS[wc.run_id],
         env=LS["env"],
         analysis=LS["analysis"],
         run_dir=lambda wc: f"{LS_OUT}/runs/{wc.run_id}",
         code=code("experiments.length_shortcut.experiment"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=lambda wc: 30 if SCALE == "paper" else 5,
-    benchmark:
-        f"{LS_OUT}/benchmarks/measures/{{run_id}}.tsv"
-    log:
-        f"{LS_OUT}/logs/measures/{{run_id}}.log",
     script:
         "scripts/measures.py"
 
@@ -69,20 +69,16 @@ rule length_shortcut_summarize:
         runs=f"{LS_OUT}/runs.parquet",
         markers=f"{LS_OUT}/markers.parquet",
         numbers=f"{LS_OUT}/numbers.json",
+    log:
+        f"{LS_OUT}/logs/summarize.log",
+    benchmark:
+        f"{LS_OUT}/benchmarks/summarize.tsv"
     params:
         run_ids=LS_IDS,
         runs=LS_RUNS,
         analysis=LS["analysis"],
         env=LS["env"],
         code=code("experiments.length_shortcut.experiment"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    benchmark:
-        f"{LS_OUT}/benchmarks/summarize.tsv"
-    log:
-        f"{LS_OUT}/logs/summarize.log",
     script:
         "scripts/summarize.py"
 
@@ -95,20 +91,22 @@ rule length_shortcut_figures:
     output:
         # PNGs go into the HTML report (snakemake --report), one caption each.
         [
-            report(f"{LS_FIGS}/{fig}.png", category="length_shortcut", caption=f"report/{fig}.rst")
-            if ext == "png" else f"{LS_FIGS}/{fig}.{ext}"
-            for fig in LS_FIGURES for ext in ("pdf", "png")
+            (
+                report(
+                    f"{LS_FIGS}/{fig}.png", category="length_shortcut", caption=f"report/{fig}.rst"
+                )
+                if ext == "png"
+                else f"{LS_FIGS}/{fig}.{ext}"
+            )
+            for fig in LS_FIGURES
+            for ext in ("pdf", "png")
         ],
+    log:
+        f"{LS_OUT}/logs/figures.log",
+    benchmark:
+        f"{LS_OUT}/benchmarks/figures.tsv"
     params:
         out_dir=LS_FIGS,
         code=code("experiments.length_shortcut.figures"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    benchmark:
-        f"{LS_OUT}/benchmarks/figures.tsv"
-    log:
-        f"{LS_OUT}/logs/figures.log",
     script:
         "scripts/figures.py"

@@ -279,6 +279,65 @@ def patch_eos(bridge, tokens, eos, hook: str, source: np.ndarray, chunk: int = 1
     return torch.cat(out).numpy()
 
 
+def _row(measure: str, value, component: str = "") -> dict:
+    return {"measure": measure, "component": component, "value": float(value)}
+
+
+def _behaviour_rows(reward: np.ndarray, sets: EvalSets, r_sd: float) -> list[dict]:
+    """Within-group correlations of the reward, and accuracy on the length-balanced pairs."""
+    g = sets.group
+    p = sets.pairs
+    correct = reward[p["chosen"]] > reward[p["rejected"]]
+    acc_long = correct[p["chosen_longer"]].mean()
+    acc_short = correct[~p["chosen_longer"]].mean()
+    return [
+        _row("wg_corr_reward_length", within_group_corr(reward, sets.length, g)),
+        _row("wg_corr_reward_gold", within_group_corr(reward, sets.gold, g)),
+        _row("wg_corr_gold_length", within_group_corr(sets.gold, sets.length, g)),  # gold alone
+        _row("reward_sd_within", r_sd),
+        _row("acc_chosen_longer", acc_long),
+        _row("acc_chosen_shorter", acc_short),
+        _row("acc_balanced", 0.5 * (acc_long + acc_short)),
+        _row("acc_gap", acc_long - acc_short),
+    ]
+
+
+def _direction_rows(acts, layers, comps, h, sets: EvalSets, r_sd: float, cfg) -> list[dict]:
+    """Head alignment of each layer's feature directions, then each component's direct
+    attribution of length to the reward at EOS (and their sum)."""
+    rows = []
+    features = np.stack([sets.length, sets.gold_content], 1)
+    for short, hook in layers.items():
+        dirs = feature_directions(acts[hook], features, sets.group)
+        rows.append(_row("head_align_length", cosine(dirs[0], h), short))
+        rows.append(_row("head_align_gold", cosine(dirs[1], h), short))
+    sigma = acts["ln_final.hook_scale"].reshape(-1) if cfg.normalization == "LN" else 1.0
+    total = 0.0
+    for short, hook in comps.items():
+        contribution = acts[hook] @ h / sigma
+        slope = within_group_slope(contribution, sets.length, sets.group) / r_sd
+        total += slope
+        rows.append(_row("attr_length", slope, short))
+    rows.append(_row("attr_length", total, "total"))
+    return rows
+
+
+def _patching_rows(bridge, reward, layers, sets: EvalSets, r_sd: float) -> list[dict]:
+    """Activation patching at EOS, base <- shifted, per layer: the effect and its share."""
+    base = sets.shift_index
+    b_tok, b_eos = sets.tokens[base], sets.eos[base]
+    hooks = list(layers.values())[:-1]
+    r_shift, shift_acts = run_at_eos(bridge, sets.shift_tokens, sets.shift_eos, hooks)
+    full = float((r_shift - reward[base]).mean()) / r_sd
+    rows = [_row("shift_effect", full)]
+    for short, hook in list(layers.items())[:-1]:  # the last layer gives 1 by construction
+        patched = patch_eos(bridge, b_tok, b_eos, hook, shift_acts[hook])
+        effect = float((patched - reward[base]).mean()) / r_sd
+        rows.append(_row("patch_effect", effect, short))
+        rows.append(_row("patch_frac", effect / full if abs(full) > 1e-12 else float("nan"), short))
+    return rows
+
+
 def checkpoint_measures(bridge, params, cfg, sets: EvalSets, ridge: float) -> list[dict]:
     """Every measure of one checkpoint (module doc) as rows {measure, component, value}; probe
     values are raw here (relative-to-step-0 values are added by `relative_to_step0`)."""
@@ -289,62 +348,17 @@ def checkpoint_measures(bridge, params, cfg, sets: EvalSets, ridge: float) -> li
     reward, acts = run_at_eos(bridge, sets.tokens, sets.eos, names)
     g = sets.group
     r_sd = float(np.sqrt((group_centre(reward, g) ** 2).mean())) + 1e-12
-    rows = []
-
-    def add(measure, value, component=""):
-        rows.append({"measure": measure, "component": component, "value": float(value)})
-
-    # behaviour
-    add("wg_corr_reward_length", within_group_corr(reward, sets.length, g))
-    add("wg_corr_reward_gold", within_group_corr(reward, sets.gold, g))
-    add("wg_corr_gold_length", within_group_corr(sets.gold, sets.length, g))  # what gold implies
-    add("reward_sd_within", r_sd)
-    p = sets.pairs
-    correct = reward[p["chosen"]] > reward[p["rejected"]]
-    acc_long = correct[p["chosen_longer"]].mean()
-    acc_short = correct[~p["chosen_longer"]].mean()
-    add("acc_chosen_longer", acc_long)
-    add("acc_chosen_shorter", acc_short)
-    add("acc_balanced", 0.5 * (acc_long + acc_short))
-    add("acc_gap", acc_long - acc_short)
-
-    # head alignment of each layer's feature directions
     h = head_direction(params, cfg.normalization)
-    features = np.stack([sets.length, sets.gold_content], 1)
-    for short, hook in layers.items():
-        dirs = feature_directions(acts[hook], features, g)
-        add("head_align_length", cosine(dirs[0], h), short)
-        add("head_align_gold", cosine(dirs[1], h), short)
-
-    # direct attribution to the reward at EOS
-    sigma = acts["ln_final.hook_scale"].reshape(-1) if cfg.normalization == "LN" else 1.0
-    total = 0.0
-    for short, hook in comps.items():
-        contribution = acts[hook] @ h / sigma
-        slope = within_group_slope(contribution, sets.length, g) / r_sd
-        total += slope
-        add("attr_length", slope, short)
-    add("attr_length", total, "total")
-
-    # activation patching: base <- shifted at EOS, per layer
-    base = sets.shift_index
-    b_tok, b_eos = sets.tokens[base], sets.eos[base]
-    hooks = list(layers.values())[:-1]
-    r_shift, shift_acts = run_at_eos(bridge, sets.shift_tokens, sets.shift_eos, hooks)
-    full = float((r_shift - reward[base]).mean()) / r_sd
-    add("shift_effect", full)
-    for short, hook in list(layers.items())[:-1]:  # the last layer gives 1 by construction
-        patched = patch_eos(bridge, b_tok, b_eos, hook, shift_acts[hook])
-        effect = float((patched - reward[base]).mean()) / r_sd
-        add("patch_effect", effect, short)
-        add("patch_frac", effect / full if abs(full) > 1e-12 else float("nan"), short)
-
+    rows = _behaviour_rows(reward, sets, r_sd)
+    rows += _direction_rows(acts, layers, comps, h, sets, r_sd, cfg)
+    rows += _patching_rows(bridge, reward, layers, sets, r_sd)
     # probes, trained on the first half of the groups
     train = g < (int(g.max()) + 1) // 2
     for short, hook in layers.items():
         x = acts[hook]
         for target, y in (("length", sets.length), ("gold", sets.gold_content)):
-            add(f"probe_{target}", ridge_r2(x[train], y[train], x[~train], y[~train], ridge), short)
+            r2 = ridge_r2(x[train], y[train], x[~train], y[~train], ridge)
+            rows.append(_row(f"probe_{target}", r2, short))
     return rows
 
 

@@ -111,6 +111,45 @@ def r_squared(d, gold, alpha, beta) -> float:
     return float(1 - (resid**2).sum() / total) if total > 0 else float("nan")
 
 
+def _bootstrap_intervals(gold, d, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """2.5 and 97.5 percentiles of (alpha, beta, drop) over `n_boot` resamples of seeds and
+    prompts of gold [S, P, N] (NaN when n_boot is 0)."""
+    rng = np.random.default_rng(seed)
+    boot = []
+    n_seeds, n_prompts = gold.shape[:2]
+    for _ in range(n_boot):
+        s_idx = rng.integers(0, n_seeds, n_seeds)
+        p_idx = rng.integers(0, n_prompts, n_prompts)
+        g = gold[s_idx][:, p_idx].mean((0, 1))
+        a, b = fit_alpha_beta(d, g)
+        pk = int(np.argmax(g))
+        boot.append((a, b, g[pk] - g[-1]))
+    boot = np.array(boot) if boot else np.full((1, 3), np.nan)
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    return lo, hi
+
+
+def _half_nulls(gold, seed: int) -> dict:
+    """half_a_* / half_b_*: the cross-fitted drop and per-seed values on each fixed half of the
+    prompts of gold [S, P, N], without bootstrap."""
+    n_seeds, n_prompts = gold.shape[:2]
+    halves = {}
+    for name, idx in zip("ab", prompt_halves(n_prompts, seed), strict=True):
+        if len(idx) < 2:  # too few prompts to cross-fit within a half: the null is NaN
+            nan = np.full(n_seeds, np.nan)
+            h = {
+                "cf_drop": np.nan,
+                "cf_drop_seed": nan,
+                "cf_peak_seed": nan,
+                "cf_rel_drop_seed": nan,
+            }
+        else:
+            h = crossfit_summary(gold[:, idx], 0, seed)
+        halves |= {f"half_{name}_{k}": v for k, v in h.items() if k.endswith("_seed")}
+        halves[f"half_{name}_cf_drop"] = h["cf_drop"]
+    return halves
+
+
 def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, seed: int) -> dict:
     """Overoptimization of one sweep cell from its seeds' per-prompt curves.
 
@@ -139,34 +178,10 @@ def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, se
     drops = gold_seed[:, peak] - gold_seed[:, -1]
     se = float(drops.std(ddof=1) / math.sqrt(len(seeds))) if len(seeds) > 1 else float("nan")
     alpha, beta = fit_alpha_beta(d, gold_mean)
-    rng = np.random.default_rng(seed)
-    boot = []
-    n_seeds, n_prompts = gold.shape[:2]
-    for _ in range(n_boot):
-        s_idx = rng.integers(0, n_seeds, n_seeds)
-        p_idx = rng.integers(0, n_prompts, n_prompts)
-        g = gold[s_idx][:, p_idx].mean((0, 1))
-        a, b = fit_alpha_beta(d, g)
-        pk = int(np.argmax(g))
-        boot.append((a, b, g[pk] - g[-1]))
-    boot = np.array(boot) if boot else np.full((1, 3), np.nan)
-    lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    lo, hi = _bootstrap_intervals(gold, d, n_boot, seed)
     drop = float(gold_mean[peak] - gold_mean[-1])
     cf = crossfit_summary(gold, n_boot, seed)
-    halves = {}
-    for name, idx in zip("ab", prompt_halves(n_prompts, seed), strict=True):
-        if len(idx) < 2:  # too few prompts to cross-fit within a half: the null is NaN
-            nan = np.full(n_seeds, np.nan)
-            h = {
-                "cf_drop": np.nan,
-                "cf_drop_seed": nan,
-                "cf_peak_seed": nan,
-                "cf_rel_drop_seed": nan,
-            }
-        else:
-            h = crossfit_summary(gold[:, idx], 0, seed)
-        halves |= {f"half_{name}_{k}": v for k, v in h.items() if k.endswith("_seed")}
-        halves[f"half_{name}_cf_drop"] = h["cf_drop"]
+    halves = _half_nulls(gold, seed)
     return (
         cf
         | halves
@@ -189,16 +204,24 @@ def summarize_cell(curves: dict[int, dict[str, np.ndarray]], ns, n_boot: int, se
             "drop_lo": float(lo[2]),
             "drop_hi": float(hi[2]),
             "proxy_rise_after_peak": float(proxy_mean[-1] - proxy_mean[peak]),
-            "alpha": alpha,
-            "beta": beta,
-            "alpha_lo": float(lo[0]),
-            "alpha_hi": float(hi[0]),
-            "beta_lo": float(lo[1]),
-            "beta_hi": float(hi[1]),
-            "d_star": alpha / (2 * beta) if beta > 0 else float("inf"),
-            "r2": r_squared(d, gold_mean, alpha, beta),
         }
+        | _fit_fields(d, gold_mean, alpha, beta, lo, hi)
     )
+
+
+def _fit_fields(d, gold_mean, alpha: float, beta: float, lo, hi) -> dict:
+    """The alpha / beta fit of a cell's mean gold curve with its bootstrap intervals (lo, hi:
+    percentiles of alpha, beta, drop), the implied optimal d* and the fit's R^2."""
+    return {
+        "alpha": alpha,
+        "beta": beta,
+        "alpha_lo": float(lo[0]),
+        "alpha_hi": float(hi[0]),
+        "beta_lo": float(lo[1]),
+        "beta_hi": float(hi[1]),
+        "d_star": alpha / (2 * beta) if beta > 0 else float("inf"),
+        "r2": r_squared(d, gold_mean, alpha, beta),
+    }
 
 
 # ----- the cross-fitted drop from the peak ------------------------------------------------------

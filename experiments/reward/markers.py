@@ -39,6 +39,55 @@ def _pooled_sd(*per_seed: dict) -> float:
     return float(np.sqrt(np.mean([np.var(list(v.values()), ddof=1) for v in per_seed])))
 
 
+def _sweep_frames(
+    summaries: dict, runs: pd.DataFrame, cells: dict, sweep: str, tag: str, oracle: dict | None
+) -> list[pd.DataFrame]:
+    """One sweep's marker rows (see marker_values): on its runs, and on its null rows."""
+    frames = []
+    seed_of = runs.set_index("run_id")["seed"].astype(int)
+    keys = sorted(
+        (k for k in summaries if k.split(":")[0] == sweep), key=lambda k: int(k.split(":")[1])
+    )
+    if not keys:
+        return frames
+    small, large = summaries[keys[0]], summaries[keys[-1]]
+    rids = sorted({r for k in keys for r in cells[k]})
+    pairs = [(r, int(seed_of[r])) for r in rids]
+    nulls = runs[runs.role == NULL_ROLES[sweep]]
+    null_pairs = list(zip(nulls.run_id, nulls.seed.astype(int), strict=True))
+
+    def add(name, real, null=None):
+        # a dict is per seed: its rows are matched to runs by seed; a float goes on every run
+        frames.append(_rows(pairs if isinstance(real, dict) else rids, name, real))
+        if null is not None:
+            frames.append(
+                _rows(
+                    null_pairs if isinstance(null, dict) else [r for r, _ in null_pairs],
+                    name,
+                    null,
+                )
+            )
+
+    add(f"cf_drop_smallest_{tag}", small["cf_drop"])
+    add(f"cf_se_smallest_{tag}", small["cf_se"])
+    add(f"cf_drop_z_smallest_{tag}", small["cf_z"])
+    if oracle is not None:
+        frames.append(
+            _rows(cells[cell_key("oracle", 0)], f"cf_drop_z_smallest_{tag}", oracle["cf_z"])
+        )
+    add(f"proxy_rise_smallest_{tag}", small["proxy_rise_after_peak"])
+    add(f"max_cf_drop_z_{tag}", max(summaries[k]["cf_z"] for k in keys))
+    for field, name in (("cf_peak_seed", "cf_peak"), ("cf_rel_drop_seed", "cf_rel_drop")):
+        null_cell = small if field == "cf_rel_drop_seed" else large
+        lo, hi = _per_seed(small, field), _per_seed(large, field)
+        lo_null = _per_seed(null_cell, f"half_a_{field}")
+        hi_null = _per_seed(null_cell, f"half_b_{field}")
+        add(f"{name}_smallest_{tag}", lo, lo_null)
+        add(f"{name}_largest_{tag}", hi, hi_null)
+        add(f"{name}_seed_sd_{tag}", _pooled_sd(lo, hi), _pooled_sd(lo_null, hi_null))
+    return frames
+
+
 def marker_values(summaries: dict, runs: pd.DataFrame, cells: dict) -> pd.DataFrame:
     """Per-run values the markers read (all cross-fitted, experiments/reward/bon.py: crossfit).
 
@@ -51,48 +100,9 @@ def marker_values(summaries: dict, runs: pd.DataFrame, cells: dict) -> pd.DataFr
     oracle run carries the oracle cell's cross-fitted z under the falls' name (its null).
     """
     frames = []
-    seed_of = runs.set_index("run_id")["seed"].astype(int)
     oracle = summaries.get(cell_key("oracle", 0))
     for sweep, tag in (("rm_size", "rm"), ("data_size", "data")):
-        keys = sorted(
-            (k for k in summaries if k.split(":")[0] == sweep), key=lambda k: int(k.split(":")[1])
-        )
-        if not keys:
-            continue
-        small, large = summaries[keys[0]], summaries[keys[-1]]
-        rids = sorted({r for k in keys for r in cells[k]})
-        pairs = [(r, int(seed_of[r])) for r in rids]
-        nulls = runs[runs.role == NULL_ROLES[sweep]]
-        null_pairs = list(zip(nulls.run_id, nulls.seed.astype(int), strict=True))
-
-        def add(name, real, null=None, real_rids=rids, real_pairs=pairs, null_pairs=null_pairs):
-            frames.append(_rows(real_pairs if isinstance(real, dict) else real_rids, name, real))
-            if null is not None:
-                frames.append(
-                    _rows(
-                        null_pairs if isinstance(null, dict) else [r for r, _ in null_pairs],
-                        name,
-                        null,
-                    )
-                )
-
-        add(f"cf_drop_smallest_{tag}", small["cf_drop"])
-        add(f"cf_se_smallest_{tag}", small["cf_se"])
-        add(f"cf_drop_z_smallest_{tag}", small["cf_z"])
-        if oracle is not None:
-            frames.append(
-                _rows(cells[cell_key("oracle", 0)], f"cf_drop_z_smallest_{tag}", oracle["cf_z"])
-            )
-        add(f"proxy_rise_smallest_{tag}", small["proxy_rise_after_peak"])
-        add(f"max_cf_drop_z_{tag}", max(summaries[k]["cf_z"] for k in keys))
-        for field, name in (("cf_peak_seed", "cf_peak"), ("cf_rel_drop_seed", "cf_rel_drop")):
-            null_cell = small if field == "cf_rel_drop_seed" else large
-            lo, hi = _per_seed(small, field), _per_seed(large, field)
-            lo_null = _per_seed(null_cell, f"half_a_{field}")
-            hi_null = _per_seed(null_cell, f"half_b_{field}")
-            add(f"{name}_smallest_{tag}", lo, lo_null)
-            add(f"{name}_largest_{tag}", hi, hi_null)
-            add(f"{name}_seed_sd_{tag}", _pooled_sd(lo, hi), _pooled_sd(lo_null, hi_null))
+        frames += _sweep_frames(summaries, runs, cells, sweep, tag, oracle)
     if oracle is not None:
         rids = cells[cell_key("oracle", 0)]
         frames.append(_rows(rids, "oracle_drop", oracle["drop"]))

@@ -26,24 +26,10 @@ DROP_FIELDS = (
 )
 
 
-def numbers(
-    fits_path,
-    runs_path,
-    block: dict,
-    out_json,
-    out_table,
-    ensemble_fits=None,
-    out_ensemble_table=None,
-    pool_path=None,
-) -> None:
-    """numbers.json for the paper's macros (letters-only names), the alpha / beta table and
-    (with ensemble_fits) the ensemble table; with pool_path, the share of base samples that use
-    a star beyond its limit."""
-    fits = pd.read_parquet(fits_path)
-    runs = pd.read_parquet(runs_path)
-    runs = runs[runs.role == "run"] if "role" in runs else runs
+def _setup_numbers(block: dict, runs: pd.DataFrame) -> dict:
+    """The setup the text states: pool, seeds, defaults and the environment's reward terms."""
     env = block["env"]
-    result = {
+    return {
         "n_prompts": int(block["pool"]["n_prompts"]),
         "pool_size": int(block["pool"]["size"]),
         "n_max": int(block["analysis"]["n_max"]),
@@ -60,11 +46,12 @@ def numbers(
         "first_seed": int(min(block["seeds"])),
         "last_seed": int(max(block["seeds"])),
     }
-    if pool_path is not None:
-        from experiments.reward.train import load_pool  # torch: only where needed
 
-        pool = load_pool(pool_path)
-        result["pool_excess_pct"] = float(100 * (pool["star_excess"] > 0).mean())
+
+def _sweep_numbers(fits: pd.DataFrame, block: dict) -> dict:
+    """Per sweep (rm_size, data_size): cell counts and the smallest, largest and most
+    overoptimized (highest cross-fitted z) cell's fields; then the oracle cell's fit."""
+    result = {}
     for sweep, tag in (("rm_size", "rm"), ("data_size", "data")):
         part = fits[fits.sweep == sweep].sort_values("value")
         if part.empty:
@@ -86,26 +73,59 @@ def numbers(
     if len(oracle):
         for field in ("peak_gold", "peak_d", "final_gold", "drop", "alpha", "beta"):
             result[f"oracle_{field}"] = _num(oracle.iloc[0][field])
+    return result
+
+
+def _ensemble_numbers(ens: pd.DataFrame, block: dict) -> dict:
+    """The ensemble's setup, its members' correlations and each aggregation rule's drop fields
+    (ens: the ensemble fits indexed by rule)."""
+    spec = block["ensemble"]
+    run = {**block["defaults"], **spec["run"]}
+    result = {
+        "ens_n_members": len(spec["members"]),
+        "ens_n_ensembles": len(spec["data_seeds"]),
+        "ens_first_member": int(min(spec["members"])),
+        "ens_last_member": int(max(spec["members"])),
+        "ens_lambda": float(spec["lambda"]),
+        "ens_d_model": int(run["d_model"]),
+        "ens_n_pairs": int(run["n_pairs"]),
+        "ens_flip_rate": float(run["flip_rate"]) if run["label"] == "flip" else 0.0,
+        "ens_member_corr": float(ens.iloc[0].member_corr),
+        "ens_member_gold_corr": float(ens.iloc[0].member_gold_corr),
+    }
+    names = {"single": "single", "mean": "mean", "worst_case": "worst", "mean_minus_var": "mlv"}
+    for rule, name in names.items():
+        for field in DROP_FIELDS:
+            result[f"ens_{name}_{field}"] = _num(ens.loc[rule, field])
+    return result
+
+
+def numbers(
+    fits_path,
+    runs_path,
+    block: dict,
+    out_json,
+    out_table,
+    ensemble_fits=None,
+    out_ensemble_table=None,
+    pool_path=None,
+) -> None:
+    """numbers.json for the paper's macros (letters-only names), the alpha / beta table and
+    (with ensemble_fits) the ensemble table; with pool_path, the share of base samples that use
+    a star beyond its limit."""
+    fits = pd.read_parquet(fits_path)
+    runs = pd.read_parquet(runs_path)
+    runs = runs[runs.role == "run"] if "role" in runs else runs
+    result = _setup_numbers(block, runs)
+    if pool_path is not None:
+        from experiments.reward.train import load_pool  # torch: only where needed
+
+        pool = load_pool(pool_path)
+        result["pool_excess_pct"] = float(100 * (pool["star_excess"] > 0).mean())
+    result |= _sweep_numbers(fits, block)
     if ensemble_fits is not None:
         ens = pd.read_parquet(ensemble_fits).set_index("rule")
-        spec = block["ensemble"]
-        run = {**block["defaults"], **spec["run"]}
-        result |= {
-            "ens_n_members": len(spec["members"]),
-            "ens_n_ensembles": len(spec["data_seeds"]),
-            "ens_first_member": int(min(spec["members"])),
-            "ens_last_member": int(max(spec["members"])),
-            "ens_lambda": float(spec["lambda"]),
-            "ens_d_model": int(run["d_model"]),
-            "ens_n_pairs": int(run["n_pairs"]),
-            "ens_flip_rate": float(run["flip_rate"]) if run["label"] == "flip" else 0.0,
-            "ens_member_corr": float(ens.iloc[0].member_corr),
-            "ens_member_gold_corr": float(ens.iloc[0].member_gold_corr),
-        }
-        names = {"single": "single", "mean": "mean", "worst_case": "worst", "mean_minus_var": "mlv"}
-        for rule, name in names.items():
-            for field in DROP_FIELDS:
-                result[f"ens_{name}_{field}"] = _num(ens.loc[rule, field])
+        result |= _ensemble_numbers(ens, block)
         if out_ensemble_table is not None:
             Path(out_ensemble_table).parent.mkdir(parents=True, exist_ok=True)
             Path(out_ensemble_table).write_text(ensemble_table(ens.reset_index()))

@@ -50,16 +50,14 @@ def rw_pairs_path(wc):
 rule reward_pool:
     output:
         f"data/reward/pool-{RW_POOL_ID}.safetensors",
+    log:
+        f"{RW_OUT}/logs/pool.log",
+    resources:
+        mem_mb=2000,
     params:
         env=RW["env"],
         pool=RW["pool"],
         code=code("experiments.reward.train"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{RW_OUT}/logs/pool.log",
     script:
         "scripts/pool.py"
 
@@ -67,16 +65,12 @@ rule reward_pool:
 rule reward_pairs:
     output:
         "data/reward/pairs-{pairs_id}.safetensors",
+    log:
+        f"{RW_OUT}/logs/pairs/{{pairs_id}}.log",
     params:
         spec=lambda wc: RW_PAIRS[wc.pairs_id][0],
         n_pairs=lambda wc: RW_PAIRS[wc.pairs_id][1],
         code=code("experiments.reward.train"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        f"{RW_OUT}/logs/pairs/{{pairs_id}}.log",
     script:
         "scripts/pairs.py"
 
@@ -90,21 +84,20 @@ rule reward_train:
         log=f"{RW_OUT}/runs/{{run_id}}/train_log.parquet",
         bon=f"{RW_OUT}/runs/{{run_id}}/bon.parquet",
         provenance=f"{RW_OUT}/runs/{{run_id}}/provenance.json",
+    log:
+        f"{RW_OUT}/logs/train/{{run_id}}.log",
+    benchmark:
+        f"{RW_OUT}/benchmarks/train/{{run_id}}.tsv"
+    resources:
+        mem_mb=3000,
+        runtime=lambda wc: 120 if SCALE == "paper" else 10,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
     params:
         run=lambda wc: RW_RUNS[wc.run_id],
         env=RW["env"],
         analysis=RW["analysis"],
         run_dir=lambda wc: f"{RW_OUT}/runs/{wc.run_id}",
         code=code("experiments.reward.train"),
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=lambda wc: 120 if SCALE == "paper" else 10,
-        gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"{RW_OUT}/benchmarks/train/{{run_id}}.tsv"
-    log:
-        f"{RW_OUT}/logs/train/{{run_id}}.log",
     script:
         "scripts/train.py"
 
@@ -119,21 +112,20 @@ rule reward_member:
         bon=f"{RW_OUT}/ensemble/{{run_id}}/bon.parquet",
         provenance=f"{RW_OUT}/ensemble/{{run_id}}/provenance.json",
         scores=f"{RW_OUT}/ensemble/{{run_id}}/scores.safetensors",
+    log:
+        f"{RW_OUT}/logs/member/{{run_id}}.log",
+    benchmark:
+        f"{RW_OUT}/benchmarks/member/{{run_id}}.tsv"
+    resources:
+        mem_mb=3000,
+        runtime=lambda wc: 120 if SCALE == "paper" else 10,
+        gpu=lambda wc: 1 if SCALE == "paper" else 0,
     params:
         run=lambda wc: RW_MEMBERS[wc.run_id],
         env=RW["env"],
         analysis=RW["analysis"],
         run_dir=lambda wc: f"{RW_OUT}/ensemble/{wc.run_id}",
         code=code("experiments.reward.train"),
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=lambda wc: 120 if SCALE == "paper" else 10,
-        gpu=lambda wc: 1 if SCALE == "paper" else 0,
-    benchmark:
-        f"{RW_OUT}/benchmarks/member/{{run_id}}.tsv"
-    log:
-        f"{RW_OUT}/logs/member/{{run_id}}.log",
     script:
         "scripts/train.py"
 
@@ -145,20 +137,18 @@ rule reward_ensemble:
     output:
         curves=f"{RW_OUT}/ensemble_curves.parquet",
         fits=f"{RW_OUT}/ensemble_fits.parquet",
+    log:
+        f"{RW_OUT}/logs/ensemble.log",
+    benchmark:
+        f"{RW_OUT}/benchmarks/ensemble.tsv"
+    resources:
+        mem_mb=2000,
     params:
         member_ids=RW_MEMBER_IDS,
         ensembles=RW_ENSEMBLES,
         spec=RW["ensemble"],
         analysis=RW["analysis"],
         code=code("experiments.reward.summary"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    benchmark:
-        f"{RW_OUT}/benchmarks/ensemble.tsv"
-    log:
-        f"{RW_OUT}/logs/ensemble.log",
     script:
         "scripts/ensemble.py"
 
@@ -171,17 +161,15 @@ rule reward_collect:
         bon=f"{RW_OUT}/bon.parquet",
         logs=f"{RW_OUT}/train_logs.parquet",
         runs=f"{RW_OUT}/runs.parquet",
+    log:
+        f"{RW_OUT}/logs/collect.log",
+    resources:
+        mem_mb=2000,
     params:
         run_ids=RW_ALL_IDS,
         runs=RW_RUNS | RW_MEMBERS,
         cells=RW_CELLS | {f"ensemble:{ds}": rids for ds, rids in RW_ENSEMBLES.items()},
         code=code("experiments.reward.runs"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{RW_OUT}/logs/collect.log",
     script:
         "scripts/collect.py"
 
@@ -195,19 +183,17 @@ rule reward_summary:
         fits=f"{RW_OUT}/fits.parquet",
         curves=f"{RW_OUT}/curves.parquet",
         markers=f"{RW_OUT}/markers.parquet",
+    log:
+        f"{RW_OUT}/logs/summary.log",
+    benchmark:
+        f"{RW_OUT}/benchmarks/summary.tsv"
+    resources:
+        mem_mb=2000,
     params:
         cells=RW_CELLS,
         member_ids=RW_MEMBER_IDS,
         analysis=RW["analysis"],
         code=code("experiments.reward.summary"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    benchmark:
-        f"{RW_OUT}/benchmarks/summary.tsv"
-    log:
-        f"{RW_OUT}/logs/summary.log",
     script:
         "scripts/summary.py"
 
@@ -220,19 +206,21 @@ rule reward_figures:
     output:
         # PNGs go into the HTML report (snakemake --report), one caption each, under "reward".
         [
-            report(f"{RW_FIGS}/{fig}.png", category="reward", caption=f"report/{fig}.rst")
-            if ext == "png" else f"{RW_FIGS}/{fig}.{ext}"
-            for fig in RW_FIGURES for ext in ("pdf", "png")
+            (
+                report(f"{RW_FIGS}/{fig}.png", category="reward", caption=f"report/{fig}.rst")
+                if ext == "png"
+                else f"{RW_FIGS}/{fig}.{ext}"
+            )
+            for fig in RW_FIGURES
+            for ext in ("pdf", "png")
         ],
+    log:
+        f"{RW_OUT}/logs/figures.log",
+    resources:
+        mem_mb=2000,
     params:
         out_dir=RW_FIGS,
         code=code("experiments.reward.figures"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    log:
-        f"{RW_OUT}/logs/figures.log",
     script:
         "scripts/figures.py"
 
@@ -247,14 +235,10 @@ rule reward_numbers:
         numbers=f"{RW_OUT}/numbers.json",
         table="paper/generated/reward_fits.tex",
         ensemble_table="paper/generated/reward_ensemble.tex",
+    log:
+        f"{RW_OUT}/logs/numbers.log",
     params:
         block=RW,
         code=code("experiments.reward.numbers"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        f"{RW_OUT}/logs/numbers.log",
     script:
         "scripts/numbers.py"

@@ -41,17 +41,7 @@ def summarize(
     fits, curves, summaries = [], [], {}
     for key, rids in cells.items():
         sweep, value = key.split(":")
-        per_seed = {}
-        for rid in rids:
-            table = bon[bon.run_id == rid]
-            per_seed[int(runs.loc[rid, "seed"])] = {
-                m: table[table.measure == m]
-                .pivot(index="prompt", columns="n", values="value")
-                .reindex(columns=ns)
-                .to_numpy()
-                for m in ("gold", "proxy")
-            }
-        s = summarize_cell(per_seed, ns, n_boot, boot_seed)
+        s = summarize_cell(_seed_curves(bon, runs, rids, ns), ns, n_boot, boot_seed)
         summaries[key] = s
         n_params = int(runs.loc[rids[0], "n_params"])
         base = {
@@ -78,18 +68,43 @@ def summarize(
     pd.DataFrame(curves).to_parquet(out_curves, index=False)
     values = marker_values(summaries, runs.reset_index(), cells)
     if ensemble_fits is not None and len(member_ids):
-        null_ids = runs.index[runs.role == NULL_ROLES["ensemble"]].tolist()
-        ens = ensemble_marker_values(
-            pd.read_parquet(ensemble_fits), member_ids, null_ids, z_threshold
+        values = _with_ensemble_markers(
+            values, summaries, runs, cells, ensemble_fits, member_ids, z_threshold
         )
-        values = pd.concat([values, ens], ignore_index=True)
-        oracle = summaries.get(cell_key("oracle", 0))
-        if oracle is not None:  # the single-RM rule's null: gold itself, which cannot fall
-            values = pd.concat(
-                [values, _rows(cells[cell_key("oracle", 0)], "ens_cf_z_single", oracle["cf_z"])],
-                ignore_index=True,
-            )
     values.to_parquet(out_markers, index=False)
+
+
+def _seed_curves(bon: pd.DataFrame, runs: pd.DataFrame, rids, ns) -> dict:
+    """{seed: {"gold": [P, len(ns)], "proxy": [P, len(ns)]}}: one cell's runs' best-of-n curves
+    per prompt, as summarize_cell takes them (runs: indexed by run_id)."""
+    per_seed = {}
+    for rid in rids:
+        table = bon[bon.run_id == rid]
+        per_seed[int(runs.loc[rid, "seed"])] = {
+            m: table[table.measure == m]
+            .pivot(index="prompt", columns="n", values="value")
+            .reindex(columns=ns)
+            .to_numpy()
+            for m in ("gold", "proxy")
+        }
+    return per_seed
+
+
+def _with_ensemble_markers(
+    values, summaries, runs, cells, ensemble_fits, member_ids, z_threshold
+) -> pd.DataFrame:
+    """The sweeps' marker rows, then the ensemble's (on its members and its null runs), then the
+    oracle's z as the single-RM rule's null."""
+    null_ids = runs.index[runs.role == NULL_ROLES["ensemble"]].tolist()
+    ens = ensemble_marker_values(pd.read_parquet(ensemble_fits), member_ids, null_ids, z_threshold)
+    values = pd.concat([values, ens], ignore_index=True)
+    oracle = summaries.get(cell_key("oracle", 0))
+    if oracle is not None:  # the single-RM rule's null: gold itself, which cannot fall
+        values = pd.concat(
+            [values, _rows(cells[cell_key("oracle", 0)], "ens_cf_z_single", oracle["cf_z"])],
+            ignore_index=True,
+        )
+    return values
 
 
 def curve_rows(base: dict, summary: dict, ns) -> list[dict]:

@@ -96,6 +96,43 @@ def load_scores(path: Path) -> np.ndarray:
 
 
 # ----- one run -------------------------------------------------------------------------------
+def _trained_proxy(
+    run: dict, env_dict: dict, pairs_path, run_dir: Path, device, pool: dict, gold: np.ndarray
+) -> tuple[np.ndarray, list[dict], dict]:
+    """Train the proxy RM and score the pool: (recentred proxy, train-log rows with the pool's
+    offset, proxy-gold correlation and proxy SD, provenance extras)."""
+    cfg = rm_config(run, env_dict)
+    model, rows = train_rm(run, cfg, load_pairs(pairs_path), run_dir, device)
+    model = model.to("cpu")
+    t1 = time.perf_counter()
+    raw = score(model, pool["tokens"], pool["eos"]).numpy()
+    offset = float(raw.mean())
+    proxy = raw - offset  # recentred: the base sampler scores 0
+    corr = float(np.corrcoef(proxy, gold)[0, 1])
+    print(
+        f"scored {len(raw)} pool samples in {time.perf_counter() - t1:.1f} s; "
+        f"proxy-gold correlation {corr:.3f}"
+    )
+    last = rows[-1]["step"]
+    rows += [
+        {"step": last, "measure": "recentre_offset", "value": offset},
+        {"step": last, "measure": "pool_proxy_gold_corr", "value": corr},
+        {"step": last, "measure": "pool_proxy_sd", "value": float(proxy.std())},
+    ]
+    return proxy, rows, {"n_params": n_params(cfg), "rm_config": cfg.to_dict()}
+
+
+def _bon_rows(curves: dict[str, np.ndarray], ns) -> list[dict]:
+    """bon.parquet's rows: one per measure, prompt and n (curves: measure -> [P, len(ns)])."""
+    d = d_of_n(ns)
+    return [
+        {"n": n, "d": float(d[j]), "prompt": p, "measure": measure, "value": float(arr[p, j])}
+        for measure, arr in curves.items()
+        for p in range(arr.shape[0])
+        for j, n in enumerate(ns)
+    ]
+
+
 def run_experiment(
     run: dict,
     env_dict: dict,
@@ -125,36 +162,11 @@ def run_experiment(
         proxy, rows = gold.copy(), []
         extra = {"n_params": 0}
     else:
-        cfg = rm_config(run, env_dict)
-        model, rows = train_rm(run, cfg, load_pairs(pairs_path), run_dir, device)
-        model = model.to("cpu")
-        t1 = time.perf_counter()
-        raw = score(model, pool["tokens"], pool["eos"]).numpy()
-        offset = float(raw.mean())
-        proxy = raw - offset  # recentred: the base sampler scores 0
-        corr = float(np.corrcoef(proxy, gold)[0, 1])
-        print(
-            f"scored {len(raw)} pool samples in {time.perf_counter() - t1:.1f} s; "
-            f"proxy-gold correlation {corr:.3f}"
-        )
-        last = rows[-1]["step"]
-        rows += [
-            {"step": last, "measure": "recentre_offset", "value": offset},
-            {"step": last, "measure": "pool_proxy_gold_corr", "value": corr},
-            {"step": last, "measure": "pool_proxy_sd", "value": float(proxy.std())},
-        ]
-        extra = {"n_params": n_params(cfg), "rm_config": cfg.to_dict()}
+        proxy, rows, extra = _trained_proxy(run, env_dict, pairs_path, run_dir, device, pool, gold)
     rows.append({"step": 0, "measure": "n_params", "value": float(extra["n_params"])})
     ns = n_grid(analysis["n_max"], analysis["per_octave"])
     curves = bon_curves(proxy, gold, pool["prompt_id"], ns)
-    d = d_of_n(ns)
-    bon_rows = [
-        {"n": n, "d": float(d[j]), "prompt": p, "measure": measure, "value": float(arr[p, j])}
-        for measure, arr in curves.items()
-        for p in range(arr.shape[0])
-        for j, n in enumerate(ns)
-    ]
-    pd.DataFrame(bon_rows).to_parquet(out_bon, index=False)
+    pd.DataFrame(_bon_rows(curves, ns)).to_parquet(out_bon, index=False)
     if out_scores is not None:
         save_scores(proxy, out_scores, run)
     pd.DataFrame(rows, columns=["step", "measure", "value"]).to_parquet(out_log, index=False)

@@ -319,19 +319,23 @@ def train_vectorized(
         per_run_loss(vectorized_logits(model_cfg, params, a, b), c).sum().backward()
         optimizer.step(group.active, lr_factor=factor)
         step += 1
-    elapsed = time.perf_counter() - started
     frames = [pd.DataFrame(rows) for rows in group.logs]
     if run_dirs is not None:
-        timing = {"wall_s": elapsed, "runs_together": R, "steps_run": step}
-        for r, run_dir in enumerate(run_dirs):
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            frames[r].to_parquet(Path(run_dir) / "train_log.parquet", index=False)
-            config = run_configs[r] if run_configs is not None else {"seed": tcs[r].seed}
-            write_json(
-                provenance(config, dev, threads, compile=False, timing=timing, vectorized=True),
-                Path(run_dir) / "provenance.json",
-            )
+        timing = {"wall_s": time.perf_counter() - started, "runs_together": R, "steps_run": step}
+        _write_runs(frames, run_dirs, run_configs, tcs, dev, threads, timing)
     return frames
+
+
+def _write_runs(frames, run_dirs, run_configs, tcs, dev, threads: int, timing: dict) -> None:
+    """Each run's train_log.parquet and provenance.json, in the single-run layout."""
+    for r, run_dir in enumerate(run_dirs):
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        frames[r].to_parquet(Path(run_dir) / "train_log.parquet", index=False)
+        config = run_configs[r] if run_configs is not None else {"seed": tcs[r].seed}
+        write_json(
+            provenance(config, dev, threads, compile=False, timing=timing, vectorized=True),
+            Path(run_dir) / "provenance.json",
+        )
 
 
 def shapes_match(cfg: ModelConfig, params: dict[str, torch.Tensor]) -> bool:

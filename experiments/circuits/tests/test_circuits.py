@@ -194,57 +194,46 @@ def test_config_is_validated_and_names_the_key(tmp_path):
         load_experiment(bad, "laptop")
 
 
-def test_rule_functions_end_to_end(tmp_path, tiny):
-    """measures -> ablations -> summary -> figures on a fake two-checkpoint run: tidy tables."""
+ANALYSIS = {
+    "canonical_seed": 0,
+    "explained_threshold": 0.85,
+    "random_init_seeds": [7],
+    "checkpoint_stride": 1,
+    "chunk": 1,
+}
+
+
+def _fake_run(tmp_path, cfg, dataset):
+    """A two-checkpoint run seed0-abc with its key frequencies, the dataset and a phases table,
+    as the grokking rules leave them; returns the run folder."""
     import json
 
     import pandas as pd
 
     from alignlab.checkpoints import save_weights, step_path
     from alignlab.data import save_dataset
-    from experiments.circuits.figures import circuits_figures
 
-    cfg, _, dataset = tiny
     run_dir = tmp_path / "seed0-abc"
     for step in (0, 10):
         save_weights(
             init_params(cfg, step), step_path(run_dir / "checkpoints", step), step, cfg.to_dict()
         )
     pd.DataFrame({"step": [0, 10]}).to_parquet(run_dir / "train_log.parquet")  # the run's steps
-    pd.DataFrame({"step": [0, 10]}).to_parquet(run_dir / "train_log.parquet")  # the run's steps
     (run_dir / "key_frequencies.json").write_text(json.dumps({"key_frequencies": [2, 5]}))
     save_dataset(dataset, tmp_path / "data.parquet")
-    phases = tmp_path / "phases.parquet"
     pd.DataFrame(
         {"run_id": ["seed0-abc"], "phase": ["memorization"], "start": [0.0], "end": [5.0]}
-    ).to_parquet(phases)
-    analysis = {
-        "canonical_seed": 0,
-        "explained_threshold": 0.85,
-        "random_init_seeds": [7],
-        "checkpoint_stride": 1,
-        "chunk": 1,
-    }
-    out = {
-        name: tmp_path / f"{name}.parquet"
-        for name in ("measures", "spectrum", "runs", "ablations", "markers")
-    }
+    ).to_parquet(tmp_path / "phases.parquet")
+    return run_dir
+
+
+def _run_rules(run_dir, tmp_path, out: dict) -> None:
+    """The circuits rules' functions in DAG order: measures, ablations, summary."""
+    data, key_freqs = tmp_path / "data.parquet", run_dir / "key_frequencies.json"
     measure.measure_circuits(
-        run_dir,
-        tmp_path / "data.parquet",
-        run_dir / "key_frequencies.json",
-        analysis,
-        out["measures"],
-        out["spectrum"],
-        out["runs"],
+        run_dir, data, key_freqs, ANALYSIS, out["measures"], out["spectrum"], out["runs"]
     )
-    ablate.ablate_circuits(
-        run_dir,
-        tmp_path / "data.parquet",
-        run_dir / "key_frequencies.json",
-        analysis,
-        out["ablations"],
-    )
+    ablate.ablate_circuits(run_dir, data, key_freqs, ANALYSIS, out["ablations"])
     summary.summarize(
         out["measures"],
         out["ablations"],
@@ -253,6 +242,23 @@ def test_rule_functions_end_to_end(tmp_path, tiny):
         out["markers"],
         tmp_path / "numbers.json",
     )
+
+
+def test_rule_functions_end_to_end(tmp_path, tiny):
+    """measures -> ablations -> summary -> figures on a fake two-checkpoint run: tidy tables."""
+    import json
+
+    import pandas as pd
+
+    from experiments.circuits.figures import circuits_figures
+
+    cfg, _, dataset = tiny
+    run_dir = _fake_run(tmp_path, cfg, dataset)
+    out = {
+        name: tmp_path / f"{name}.parquet"
+        for name in ("measures", "spectrum", "runs", "ablations", "markers")
+    }
+    _run_rules(run_dir, tmp_path, out)
     measures, runs = pd.read_parquet(out["measures"]), pd.read_parquet(out["runs"])
     assert list(measures.columns) == measure.COLUMNS
     assert not measures.duplicated(["run_id", "step", "measure", "component"]).any()
@@ -270,7 +276,7 @@ def test_rule_functions_end_to_end(tmp_path, tiny):
         out["spectrum"],
         out["ablations"],
         out["runs"],
-        phases,
+        tmp_path / "phases.parquet",
         tmp_path / "figs",
         threshold=0.85,
     )
