@@ -109,7 +109,7 @@ def test_slurm_profile_plans_the_paper_grid(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = result.stdout.count("experiment=grokking, run_id=")  # modular_train's jobs
-    assert runs == 6  # 5 seeds + the control
+    assert runs == 11  # 5 seeds, the control and the 5 nulls of restricted-before-test
 
 
 def test_bad_config_stops_snakemake_before_any_work(tmp_path):

@@ -39,7 +39,7 @@ import pandas as pd
 from alignlab.checkpoints import load_weights, run_checkpoints
 from alignlab.config import expand_runs, load_experiment
 from alignlab.measures import final_key_frequencies
-from alignlab.modular import dataset_id, model_config
+from alignlab.modular import MODEL_KEYS, dataset_id, model_config
 from alignlab.provenance import config_hash
 from alignlab.results import write_numbers
 from alignlab.tables import flat_config
@@ -305,8 +305,12 @@ def describe_model(run: pd.Series) -> str:
         missing = found is None or (isinstance(found, float) and math.isnan(found))
         return default if missing else found
 
-    cfg = model_config({**run.to_dict(), "n_layers": int(value("n_layers", 1)),
-                        "normalization": value("normalization", "none")})  # fmt: skip
+    shape = {key: run[key] for key in MODEL_KEYS if key in run}  # the row has results too
+    shape |= {
+        "n_layers": int(value("n_layers", 1)),
+        "normalization": value("normalization", "none"),
+    }
+    cfg = model_config(shape)
     if cfg.is_one_layer:
         model = "One-layer transformers (the fast exact model of the grokking section)"
     else:

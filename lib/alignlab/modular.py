@@ -20,7 +20,7 @@ from alignlab.measures import progress_measures
 from alignlab.models import ModelConfig
 from alignlab.train import TrainConfig, train
 
-_MODEL_KEYS = (
+MODEL_KEYS = (
     "p", "d_model", "n_heads", "d_head", "d_mlp", "act_fn", "attn_rate", "n_layers", "normalization"
 )  # fmt: skip
 _DATA_KEYS = ("p", "op", "frac_train", "data_seed")
@@ -45,7 +45,7 @@ def dataset_spec(run: dict) -> dict:
 def _check_keys(run: dict) -> None:
     """Every key of a flat run goes to the model, the training, the dataset or bookkeeping; a key
     none of them takes (a typo the schema did not see) is an error, never silently dropped."""
-    known = {*_MODEL_KEYS, *TrainConfig.__dataclass_fields__, *_DATA_KEYS, *_BOOKKEEPING}
+    known = {*MODEL_KEYS, *TrainConfig.__dataclass_fields__, *_DATA_KEYS, *_BOOKKEEPING}
     unknown = sorted(set(run) - known)
     if unknown:
         raise ConfigError(f"unknown run key(s) {unknown}; allowed: {sorted(known)}")
@@ -53,7 +53,7 @@ def _check_keys(run: dict) -> None:
 
 def model_config(run: dict) -> ModelConfig:
     _check_keys(run)
-    return dataclass_from(ModelConfig, {k: run[k] for k in _MODEL_KEYS if k in run}, "model key")
+    return dataclass_from(ModelConfig, {k: run[k] for k in MODEL_KEYS if k in run}, "model key")
 
 
 def train_config(run: dict) -> TrainConfig:
