@@ -64,27 +64,13 @@ for _i, (_gid, _ids) in enumerate(sorted(SCAL_GROUPS.items())):
             "scripts/train_group.py"
 
 
-rule scaling_summary:
-    input:
-        log=f"{SCAL_OUT}/runs/{{run_id}}/train_log.parquet",
-    output:
-        f"{SCAL_OUT}/runs/{{run_id}}/summary.parquet",
-    log:
-        f"{SCAL_OUT}/logs/summary/{{run_id}}.log",
-    params:
-        run_id=lambda wc: wc.run_id,
-        run=lambda wc: SCAL_RUNS[wc.run_id],
-        run_dir=lambda wc: f"{SCAL_OUT}/runs/{wc.run_id}",
-        analysis=SCAL_ANALYSIS,
-        code=code("experiments.scaling.sweeps"),
-    script:
-        "scripts/summary.py"
-
-
+# One job summarizes every run and collects them: a job per run would spend most of its time
+# starting Python and importing torch (54 such jobs at the laptop scale).
 rule scaling_collect:
     input:
-        expand(f"{SCAL_OUT}/runs/{{run_id}}/summary.parquet", run_id=sorted(SCAL_RUNS)),
+        logs=expand(f"{SCAL_OUT}/runs/{{run_id}}/train_log.parquet", run_id=sorted(SCAL_RUNS)),
     output:
+        summaries=expand(f"{SCAL_OUT}/runs/{{run_id}}/summary.parquet", run_id=sorted(SCAL_RUNS)),
         runs=f"{SCAL_OUT}/runs.parquet",
         curves=f"{SCAL_OUT}/curves.parquet",
     log:
@@ -92,6 +78,10 @@ rule scaling_collect:
     resources:
         mem_mb=2000,
     params:
+        run_ids=sorted(SCAL_RUNS),
+        runs=SCAL_RUNS,
+        run_dirs=[f"{SCAL_OUT}/runs/{rid}" for rid in sorted(SCAL_RUNS)],
+        analysis=SCAL_ANALYSIS,
         code=code("experiments.scaling.sweeps"),
     script:
         "scripts/collect.py"

@@ -183,6 +183,13 @@ def summarize_run(run_id: str, run: dict, run_dir: Path, analysis: dict, out: Pa
 # ---------------------------------------------------------------- aggregate
 
 
+def summarize_runs(run_ids, runs, run_dirs, analysis, summaries, out_runs, out_curves) -> None:
+    """Every run's summary row (summarize_run), then the collected tables (collect)."""
+    for run_id, run_dir, out in zip(run_ids, run_dirs, summaries, strict=True):
+        summarize_run(run_id, runs[run_id], Path(run_dir), analysis, Path(out))
+    collect(summaries, out_runs, out_curves)
+
+
 def collect(summaries: Sequence[Path], out_runs: Path, out_curves: Path) -> None:
     """Concatenate per-run rows (never recompute): runs.parquet, and the curves in long form."""
     runs = pd.concat([pd.read_parquet(p) for p in summaries], ignore_index=True)
