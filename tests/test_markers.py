@@ -215,6 +215,8 @@ def test_table_shows_sources_and_counts_controls_apart():
     text = format_markers(table)
     assert "Sanity controls" in text and text.index("Findings") < text.index("Sanity")
     assert "(none)" in latex_table(table[table.control & ~table.control], ["claim"], ["3cm"])
+    no_controls = format_markers(table[~table.control])
+    assert "Empty DataFrame" not in no_controls and "(none)" in no_controls
 
 
 def test_numbers_become_one_macro_each(tmp_path):
