@@ -137,6 +137,7 @@ def format_markers(table: pd.DataFrame) -> str:
     table = table.astype({"control": bool})
     findings = table[~table.control].assign(null=lambda t: t.null.str.split(":").str[0])
     controls = table[table.control]
+
     def text(rows: pd.DataFrame, columns: list[str]) -> str:
         return rows[columns].to_string(index=False, max_colwidth=44) if len(rows) else "(none)"
 
