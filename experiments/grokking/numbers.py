@@ -32,7 +32,23 @@ def numbers(measures_path, runs_path, markers_path, canonical_seed: int, out: Pa
         control_values = markers[markers.run_id == control.run_id.iloc[0]].set_index("marker")
         result["control_test_acc"] = float(control_values.loc["final_test_acc", "value"])
     result |= _across_seeds(runs[runs.role == "canonical"], markers, measures)
+    result |= _nulls(runs[runs.role == "null"], markers)
     write_numbers(result, out)
+
+
+def _nulls(nulls: pd.DataFrame, markers: pd.DataFrame) -> dict:
+    """The null runs of restricted-before-test: their training fraction and, per seed, how many
+    epochs the restricted loss's fall leads the test loss's ("never" where one does not fall)."""
+    if not len(nulls):
+        return {}
+    wide = markers.pivot_table(index="run_id", columns="marker", values="value", dropna=False)
+    rows = nulls.sort_values("seed")
+    lead = wide.reindex(rows.run_id)["test_fall"] - wide.reindex(rows.run_id)["restricted_fall"]
+    listing = "; ".join(
+        f"seed {int(seed)}: " + ("never" if pd.isna(v) else f"{v:,.0f}")
+        for seed, v in zip(rows.seed, lead, strict=True)
+    )
+    return {"null_frac_train": float(rows.frac_train.iloc[0]), "null_lead_by_seed": listing}
 
 
 def _across_seeds(runs: pd.DataFrame, markers: pd.DataFrame, measures: pd.DataFrame) -> dict:
