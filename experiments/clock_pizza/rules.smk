@@ -53,7 +53,7 @@ rule clock_pizza_collect:
         roles=CP_ROLES,
         code=code("alignlab.modular"),
     script:
-        "scripts/collect.py"
+        "../../lib/alignlab/workflow/scripts/collect.py"
 
 
 rule clock_pizza_markers:

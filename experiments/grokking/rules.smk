@@ -57,7 +57,7 @@ rule grokking_collect:
         roles=GROK_ROLES,
         code=code("alignlab.modular"),
     script:
-        "scripts/collect.py"
+        "../../lib/alignlab/workflow/scripts/collect.py"
 
 
 rule grokking_phases:

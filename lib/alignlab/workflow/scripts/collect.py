@@ -1,4 +1,4 @@
-# Adapts Snakemake's inputs/params to one library call (see rules.smk).
+# Adapts Snakemake's inputs/params to one library call (grokking's and clock_pizza's collect).
 from alignlab.jobs import job
 from alignlab.modular import collect
 
