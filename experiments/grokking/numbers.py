@@ -39,8 +39,8 @@ def numbers(measures_path, runs_path, markers_path, canonical_seed: int, out: Pa
 def _nulls(nulls: pd.DataFrame, markers: pd.DataFrame) -> dict:
     """The null runs of restricted-before-test: their training fraction and, per seed, how many
     epochs the restricted loss's fall leads the test loss's ("never" where one does not fall)."""
-    if not len(nulls):
-        return {}
+    if not len(nulls):  # the text still names them
+        return {"null_frac_train": "n/a", "null_lead_by_seed": "n/a"}
     wide = markers.pivot_table(index="run_id", columns="marker", values="value", dropna=False)
     rows = nulls.sort_values("seed")
     lead = wide.reindex(rows.run_id)["test_fall"] - wide.reindex(rows.run_id)["restricted_fall"]
