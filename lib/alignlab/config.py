@@ -87,14 +87,14 @@ class RunSet:
 
         x-runs:
           expand: experiments.scaling.sweeps:expand_sweeps   # "module:function", block -> runs
-          schema: [$defs, scale, properties, defaults]        # the schema of one resolved run
+          schema: "#/$defs/scale/properties/defaults"         # the schema of one resolved run
           bookkeeping: [sweep]                                # added keys, not settings
 
     The expansion is the experiment's own code, named by its own schema, so the library never
     names an experiment; it is imported when used (those modules import this one)."""
 
     expand: str = "alignlab.config:expand_runs"
-    schema_path: tuple[str, ...] = ("$defs", "scale", "properties", "defaults")
+    schema: str = "#/$defs/scale/properties/defaults"  # a $ref: local, or a shared fragment
     bookkeeping: tuple[str, ...] = ()
 
     @classmethod
@@ -102,7 +102,7 @@ class RunSet:
         declared = schema.get("x-runs", {})
         return cls(
             expand=declared.get("expand", cls.expand),
-            schema_path=tuple(declared.get("schema", cls.schema_path)),
+            schema=declared.get("schema", cls.schema),
             bookkeeping=tuple(declared.get("bookkeeping", ())),
         )
 
@@ -115,8 +115,7 @@ class RunSet:
 def run_problems(name: str, schema: dict, runs: dict[str, dict], scale: str | None) -> list[str]:
     """One line per violation of a resolved run: `invalid NAME config (scale S, run R): ...`."""
     run_set = RunSet.of(schema)
-    pointer = "#/" + "/".join(run_set.schema_path) if run_set.schema_path else schema["$ref"]
-    validator = STRICT({"$defs": schema.get("$defs", {}), "$ref": pointer})
+    validator = STRICT({"$defs": schema.get("$defs", {}), "$ref": run_set.schema})
     where = f"scale {scale}, " if scale else ""
     lines = []
     for run_id, run in runs.items():
@@ -166,7 +165,7 @@ def check_run(run: dict, run_dir: Path, fallback: str) -> None:
     if in_layout and (EXPERIMENTS / parts[-4] / "config.schema.yaml").exists():
         name, scale = parts[-4], parts[-3]
     if name.startswith("alignlab:"):
-        schema = {"x-runs": {"schema": []}, "$defs": {}, "$ref": f"{name}#/$defs/run"}
+        schema = {"x-runs": {"schema": f"{name}#/$defs/run"}}
     else:
         schema = load_yaml(EXPERIMENTS / name / "config.schema.yaml")
     label = name.removeprefix("alignlab:")
