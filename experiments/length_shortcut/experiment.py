@@ -31,7 +31,7 @@ from alignlab.preference.env import Env, EnvConfig, make_pairs
 from alignlab.preference.model import RMConfig, n_params
 from alignlab.preference.train import rm_config, train_rm
 from alignlab.provenance import provenance, write_json
-from alignlab.results import write_numbers
+from alignlab.results import stack_runs, write_numbers
 from alignlab.runtime import resolve_device
 from experiments.length_shortcut.shortcut import (
     checkpoint_measures,
@@ -180,10 +180,7 @@ def run_values(
 
 def _stack_runs(run_ids, runs, tables, out) -> pd.DataFrame:
     """Write measures.parquet (the runs' tables with run_id) and runs.parquet; return measures."""
-    measures = pd.concat(
-        [pd.read_parquet(t).assign(run_id=r) for r, t in zip(run_ids, tables, strict=True)],
-        ignore_index=True,
-    )
+    measures = stack_runs(run_ids, tables)
     measures.to_parquet(out.measures, index=False)
     runs_rows = []
     for rid in run_ids:

@@ -18,6 +18,7 @@ import json
 import pandas as pd
 
 from alignlab.provenance import config_hash
+from alignlab.results import stack_runs
 
 SWEEPS = {"rm_size": "d_model", "data_size": "n_pairs"}
 
@@ -81,14 +82,8 @@ def collect(run_ids, runs, cells, bon_tables, log_tables, out_bon, out_logs, out
 
     cells may hold "ensemble:<data_seed>" keys (the members of one ensemble): their runs are
     marked `in_ensemble`; their bon rows are each member's own best-of-n curve."""
-    pd.concat(
-        [pd.read_parquet(p).assign(run_id=r) for r, p in zip(run_ids, bon_tables, strict=True)],
-        ignore_index=True,
-    ).to_parquet(out_bon, index=False)
-    logs = pd.concat(
-        [pd.read_parquet(p).assign(run_id=r) for r, p in zip(run_ids, log_tables, strict=True)],
-        ignore_index=True,
-    )
+    stack_runs(run_ids, bon_tables).to_parquet(out_bon, index=False)
+    logs = stack_runs(run_ids, log_tables)
     logs.to_parquet(out_logs, index=False)
     n_params = logs[logs.measure == "n_params"].set_index("run_id")["value"]
     acc = logs[logs.measure == "eval_accuracy"].sort_values("step").groupby("run_id")["value"]
