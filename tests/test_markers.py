@@ -146,6 +146,13 @@ def test_an_undefined_null_tests_nothing_and_a_null_holding_in_half_cannot_fail(
     assert half.status == "cannot fail" and half.null.startswith("HOLDS (1/2)")
 
 
+def test_a_claim_failing_on_its_own_runs_fails_whatever_its_null_says():
+    undefined_null = _row(ACC, _values(acc=[1.0, 0.5, 1.0, NAN, 1.0]))
+    assert undefined_null.status == "fails" and undefined_null.null.startswith("undefined")
+    holding_null = _row(ACC, _values(acc=[1.0, 0.5, 1.0, 1.0, 1.0]))
+    assert holding_null.status == "fails" and holding_null.null.startswith("HOLDS (1/1)")
+
+
 def test_duplicate_values_are_an_error_and_infinity_holds_only_against_an_open_bound():
     values = _values(acc=[1.0] * 5)
     with pytest.raises(ValueError, match="more than one value"):

@@ -21,7 +21,8 @@ against shifted training fractions). The same rule is evaluated there and must f
 the null's replicates (null_verdict); if it holds in half or more, the marker cannot tell the
 claim from its absence and reads "cannot fail"; if the null's values are all undefined (NaN: the
 quantity does not exist there) it tests nothing and reads "null undefined". Neither counts as a
-finding.
+finding. The null only certifies a claim that holds: a claim that fails on its own runs reads
+"fails", with its null's verdict still shown beside it.
 Markers marked `control: true` are sanity checks that are true by construction: they go to the
 controls table and are never counted as reproduced findings.
 """
@@ -258,9 +259,7 @@ def evaluate_marker(spec: dict, wide: pd.DataFrame, runs: pd.DataFrame, min_seed
     null_spec = spec | overrides
     null = judge(null_spec, _selected(wide, runs, spec["null"]["runs"], _columns(null_spec)))
     outcome, verdict = null_verdict(null)
-    status = {"fails": _status(real["holds"]), "undefined": "null undefined"}.get(
-        outcome, "cannot fail"
-    )
+    status = _finding_status(real["holds"], outcome)
     if status in ("holds", "fails") and len(real["seeds"]) < min_seeds:
         status = "too few seeds"
     where = spec["null"]["runs"] + (f" ({', '.join(overrides.values())})" if overrides else "")
@@ -279,6 +278,14 @@ def null_verdict(null: dict) -> tuple[str, str]:
     if 2 * null["k"] >= null["n"]:
         return "holds", f"HOLDS ({null['k']}/{null['n']})"
     return "fails", f"fails ({null['k']}/{null['n']})"
+
+
+def _finding_status(holds: bool, null_outcome: str) -> str:
+    """A claim that fails on its own runs fails, whatever its null says (the null column still
+    shows the null's verdict); one that holds is a finding only if its null fails."""
+    if not holds:
+        return "fails"
+    return {"fails": "holds", "undefined": "null undefined"}.get(null_outcome, "cannot fail")
 
 
 def _status(holds: bool) -> str:
