@@ -149,8 +149,10 @@ def estimate_llc(
     c: torch.Tensor,
     sgld: SGLDConfig,
     work_dir: Path | None = None,
+    seed_offset: int = 0,
 ) -> LLCEstimate:
-    """LLC of `model` (a module of (a, b) -> logits) at its current weights on (a, b, c)."""
+    """LLC of `model` (a module of (a, b) -> logits) at its current weights on (a, b, c), with
+    SGLD chains seeded from `sgld.init_seed + seed_offset`."""
     from devinterp.slt.sampling import sample  # lazy: imports transformers (seconds)
 
     gc.collect()
@@ -171,7 +173,7 @@ def estimate_llc(
             num_burnin_steps=sgld.num_burnin_steps,
             batch_size=sgld.batch_size,
             localization=sgld.localization,
-            init_seed=sgld.init_seed,
+            init_seed=sgld.init_seed + seed_offset,
             device=device,
             output_path=Path(tmp) / "samples.zarr",  # fresh for every checkpoint
             loss_fn=final_position_token_loss,
@@ -231,7 +233,11 @@ def llc_run(
     ckpt.remove_stale_temps(work_dir, pattern="sgld-*")  # left by a killed LLC job
     rows, traces, disagree = [], [], []
     for step, path in tqdm(chosen, desc=f"LLC {run_dir.name}", mininterval=5):
-        est = estimate_llc(_load_model(path), a, b, c, sgld_cfg, work_dir=work_dir)
+        # fresh SGLD noise at every checkpoint (seed offset = step): on a frozen model the curve
+        # then moves by exactly the estimator's noise, which is what the LLC markers' null measures
+        est = estimate_llc(
+            _load_model(path), a, b, c, sgld_cfg, work_dir=work_dir, seed_offset=step
+        )
         rows += [
             (step, "llc", "", est.llc),
             (step, "chains_agree", "", float(est.chains_agree)),

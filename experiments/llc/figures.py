@@ -87,7 +87,8 @@ def transformer_figure(measures, runs, phases, run_id):
 
 
 def _first(runs: pd.DataFrame, model: str) -> str | None:
-    chosen = runs[runs.model == model].sort_values("run_id")
+    """The first canonical run of `model` (never a null or control: they show no development)."""
+    chosen = runs[(runs.model == model) & (runs.role == "canonical")].sort_values("run_id")
     return None if chosen.empty else chosen.run_id.iloc[0]
 
 

@@ -67,7 +67,7 @@ class _Bias(nn.Module):
         return self.theta.expand(len(a), -1)
 
 
-def _bias_llc(k: int) -> tuple[float, object]:
+def _bias_llc(k: int, seed_offset: int = 0) -> tuple[float, object]:
     n = 1000
     c = torch.arange(n) % k  # uniform labels: the optimum is theta = 0
     zeros = torch.zeros(n, dtype=torch.long)
@@ -82,8 +82,16 @@ def _bias_llc(k: int) -> tuple[float, object]:
         chain_rtol=0.25,
         chain_atol=0.0,
     )
-    est = estimate_llc(_Bias(torch.zeros(k)), zeros, zeros, c, sgld)
+    est = estimate_llc(_Bias(torch.zeros(k)), zeros, zeros, c, sgld, seed_offset=seed_offset)
     return est.llc, est
+
+
+def test_the_seed_offset_draws_fresh_sgld_noise_and_the_same_offset_repeats_it():
+    """A frozen model's LLC curve moves by the estimator's noise only if each checkpoint draws
+    its own chains; the same offset must give the same estimate (a rerun repeats it)."""
+    first, again, other = (_bias_llc(5, offset)[0] for offset in (0, 0, 100))
+    assert first == again
+    assert other != first and other == pytest.approx(first, rel=0.2)
 
 
 def test_llc_of_a_regular_model_is_half_its_dimension():
