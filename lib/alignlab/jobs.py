@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import traceback
 from pathlib import Path
 
-from alignlab.runtime import configure_torch
 
 
 class _Tee:
@@ -30,10 +30,25 @@ class _Tee:
         return False
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _limit_threads(threads: int) -> None:
+    """The rule's thread count for every numerical library. A job whose code imports torch (its
+    science modules do so at the top, before the job starts) gets torch configured here; a job
+    that never imports torch (tables, markers, figures) does not pay the second it takes."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(max(1, int(threads)))
+    if "torch" in sys.modules:
+        from alignlab.runtime import configure_torch
+
+        configure_torch(threads)
+
+
 @contextlib.contextmanager
 def job(snakemake):
     """Set torch threads to the rule's `threads`; tee stdout/stderr to its log; log tracebacks."""
-    configure_torch(snakemake.threads)
+    _limit_threads(snakemake.threads)
     log_path = Path(snakemake.log[0]) if snakemake.log else None
     if log_path is None:
         yield

@@ -8,8 +8,10 @@ import importlib.metadata
 import json
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 _LIB = Path(__file__).resolve().parent
 # First-party packages whose source counts towards a rule's code version: the library, and the
@@ -94,6 +96,14 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _device_name(device: torch.device) -> str:
+    if device.type != "cuda":
+        return platform.processor()
+    import torch  # only a job that trains on CUDA has a device name to ask torch for
+
+    return torch.cuda.get_device_name(device)
+
+
 def provenance(config: dict, device: torch.device, threads: int, **extra) -> dict:
     return {
         "config": config,
@@ -102,9 +112,7 @@ def provenance(config: dict, device: torch.device, threads: int, **extra) -> dic
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor(),
+        "device_name": _device_name(device),
         "threads": threads,
         "seed": config.get("seed"),
         **extra,
