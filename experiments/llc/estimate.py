@@ -211,6 +211,32 @@ def select_checkpoints(
     return chosen
 
 
+def _estimate_rows(step: int, est: LLCEstimate) -> list[tuple]:
+    """(step, measure, component, value) rows of one checkpoint's estimate."""
+    rows = [
+        (step, "llc", "", est.llc),
+        (step, "chains_agree", "", float(est.chains_agree)),
+        (step, "init_loss", "", est.init_loss),
+        (step, "n_beta", "", est.n_beta),
+    ]
+    return rows + [(step, "llc_chain", str(i), float(v)) for i, v in enumerate(est.per_chain)]
+
+
+def _trace_table(step: int, est: LLCEstimate) -> pd.DataFrame:
+    """One checkpoint's SGLD loss traces as [step, chain, sgld_step, loss]."""
+    chain, sgld_step = np.meshgrid(
+        np.arange(est.trace.shape[0]), np.arange(est.trace.shape[1]), indexing="ij"
+    )
+    return pd.DataFrame(
+        {
+            "step": step,
+            "chain": chain.ravel(),
+            "sgld_step": sgld_step.ravel(),
+            "loss": est.trace.ravel(),
+        }
+    )
+
+
 def llc_run(
     run_dir: Path,
     dataset_path: Path,
@@ -238,26 +264,8 @@ def llc_run(
         est = estimate_llc(
             _load_model(path), a, b, c, sgld_cfg, work_dir=work_dir, seed_offset=step
         )
-        rows += [
-            (step, "llc", "", est.llc),
-            (step, "chains_agree", "", float(est.chains_agree)),
-            (step, "init_loss", "", est.init_loss),
-            (step, "n_beta", "", est.n_beta),
-        ]
-        rows += [(step, "llc_chain", str(i), float(v)) for i, v in enumerate(est.per_chain)]
-        chain, sgld_step = np.meshgrid(
-            np.arange(est.trace.shape[0]), np.arange(est.trace.shape[1]), indexing="ij"
-        )
-        traces.append(
-            pd.DataFrame(
-                {
-                    "step": step,
-                    "chain": chain.ravel(),
-                    "sgld_step": sgld_step.ravel(),
-                    "loss": est.trace.ravel(),
-                }
-            )
-        )
+        rows += _estimate_rows(step, est)
+        traces.append(_trace_table(step, est))
         tqdm.write(f"step {step}: LLC {est.llc:.3f} (chains {np.round(est.per_chain, 3)})")
         if not est.chains_agree:
             disagree.append(step)

@@ -9,7 +9,6 @@ import traceback
 from pathlib import Path
 
 
-
 class _Tee:
     """Write to the console and to the rule's log file at once."""
 
