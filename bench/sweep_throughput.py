@@ -8,7 +8,7 @@ so every mode does the same work) are trained three ways, each timed by wall clo
 - side by side: 2 one-thread processes, each training half of the runs (what Snakemake does with
                 `--cores 2` and threads: 1);
 - vectorized:   one 1-thread process trains all runs as one stacked model
-                (alignlab.vectorized.train_vectorized, final weights only).
+                (alignlab.vectorized_train.train_vectorized).
 Results: a table on stdout and bench/results/sweep_throughput.csv, with the machine's load
 average at the start and end (the machine may be shared: compare modes within one invocation).
 
@@ -34,7 +34,7 @@ from alignlab.data import build_dataset
 from alignlab.modular import model_config, train_config
 from alignlab.runtime import configure_torch
 from alignlab.train import train
-from alignlab.vectorized import train_vectorized
+from alignlab.vectorized_train import train_vectorized
 
 RESULTS = Path(__file__).parent / "results" / "sweep_throughput.csv"
 BASE = {
@@ -103,6 +103,7 @@ def vectorized(runs, root) -> float:
         model_config(runs[0]),
         [train_config(run) for run in runs],
         ds,
+        Path(root) / "group",
         run_dirs=[Path(root) / f"seed{run['seed']}" for run in runs],
         run_configs=runs,
         threads=1,

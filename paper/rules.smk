@@ -76,6 +76,10 @@ rule paper_numbers:
 
 
 rule paper_sections:
+    input:
+        # the list of sections changes with the set of experiments (`only=`): naming their
+        # numbers as inputs makes a changed set rerun this job (a changed param alone did not)
+        expand(f"results/{{experiment}}/{SCALE}/numbers.json", experiment=PAPER_EXPERIMENTS),
     output:
         "paper/generated/sections.tex",
     log:

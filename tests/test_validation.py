@@ -191,7 +191,7 @@ def test_every_shipped_config_validates_with_its_true_run_count(experiment, caps
 def _bad_entry_calls(tmp_path):
     """(training entry, call with a bad run, the run dir it must not create, message)."""
     from alignlab import modular as grokking
-    from alignlab import vectorized
+    from alignlab import vectorized_train
     from experiments.length_shortcut import experiment as length_shortcut
     from experiments.llc import mlp as llc
     from experiments.reward import train as reward
@@ -206,6 +206,7 @@ def _bad_entry_calls(tmp_path):
     layout = tmp_path / "results"
     d = {name: layout / name / "smoke" / "runs" / "bad-run" for name in ("grokking", "reward")}
     d |= {"llc": layout / "llc" / "smoke" / "mlp" / "bad-run", "direct": tmp_path / "direct"}
+    d |= {"group": tmp_path / "group"}
     d |= {"length_shortcut": layout / "length_shortcut" / "smoke" / "runs" / "bad-run"}
     nowhere = tmp_path / "missing.parquet"
     return [
@@ -219,7 +220,8 @@ def _bad_entry_calls(tmp_path):
          d["reward"], "invalid reward config (scale smoke, run bad-run): key lr: value inf "),
         (lambda: length_shortcut.train(ls_run, {}, d["length_shortcut"], nowhere, nowhere),
          d["length_shortcut"], "key heldout_frac: value 0.999 is not allowed: leaves 0 training"),
-        (lambda: vectorized.train_group([scal_run], nowhere, [d["direct"]], threads=1), d["direct"],
+        (lambda: vectorized_train.train_group([scal_run], nowhere, d["group"], [d["direct"]], 1),
+         d["direct"],
          "invalid modular_run config (run direct): key p: value 25 is not allowed: must be an odd"),
     ]  # fmt: skip
 

@@ -15,9 +15,9 @@ from alignlab.vectorized import (
     VectorizedAdamW,
     per_run_loss,
     stack_params,
-    train_vectorized,
     vectorized_logits,
 )
+from alignlab.vectorized_train import train_vectorized
 
 CFG = ModelConfig(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32)
 SEEDS = (0, 1, 2)
@@ -106,6 +106,7 @@ def test_vectorized_training_matches_single_run_logs(tmp_path, tiny_run):
         model_config(runs[0]),
         [train_config(r) for r in runs],
         ds,
+        tmp_path / "group",
         run_dirs=[tmp_path / "v0", tmp_path / "v1"],
         run_configs=runs,
     )
@@ -127,7 +128,8 @@ def test_early_stop_per_run_matches_the_single_run_trainer(tmp_path, tiny_run):
     runs = [{**tiny_run, "steps": 60, "seed": s, "early_stop_patience": 10,
              "early_stop_acc": 1e-9} for s in (0, 1, 2)]  # fmt: skip
     ds = build_dataset(tiny_run["p"], "add", tiny_run["frac_train"], 0)
-    logs = train_vectorized(model_config(runs[0]), [train_config(r) for r in runs], ds)
+    tcs = [train_config(r) for r in runs]
+    logs = train_vectorized(model_config(runs[0]), tcs, ds, tmp_path / "group")
     lengths = set()
     for r, run in enumerate(runs):
         ref = train(model_config(run), train_config(run), ds, tmp_path / f"s{r}", run_config=run)
@@ -136,11 +138,61 @@ def test_early_stop_per_run_matches_the_single_run_trainer(tmp_path, tiny_run):
     assert min(lengths) < 7  # at least one run stopped early
 
 
-def test_group_with_different_shapes_is_refused(tiny_run):
+def test_group_with_different_shapes_is_refused(tmp_path, tiny_run):
     ds = build_dataset(tiny_run["p"], "add", tiny_run["frac_train"], 0)
     tcs = [train_config(tiny_run), train_config({**tiny_run, "steps": 30})]
     with pytest.raises(ValueError, match="share steps"):
-        train_vectorized(model_config(tiny_run), tcs, ds)
+        train_vectorized(model_config(tiny_run), tcs, ds, tmp_path)
     deep = {**tiny_run, "n_layers": 2, "normalization": "LN"}
     with pytest.raises(ValueError, match="one-layer, no-LN models at full batch only"):
-        train_vectorized(model_config(deep), [train_config(deep)] * 2, ds)
+        train_vectorized(model_config(deep), [train_config(deep)] * 2, ds, tmp_path)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_group_resumes_to_the_files_of_an_uninterrupted_one(
+    tmp_path, tiny_run, monkeypatch
+):
+    """The group runs on the shared loop: killed mid-run, a rerun continues from its last resume
+    state (not from step 0) and leaves byte-identical per-run files."""
+    from alignlab import vectorized_train
+
+    # run 1 barely moves (lr 1e-5): its test accuracy holds above 5% and it stops at step 10,
+    # before the kill at step 27; run 0's falls below 5% and it trains the whole budget
+    runs = [{**tiny_run, "steps": 40, "seed": s, "lr": lr, "early_stop_patience": 10,
+             "early_stop_acc": 0.05} for s, lr in ((0, 1e-2), (1, 1e-5))]  # fmt: skip
+    ds = build_dataset(tiny_run["p"], "add", tiny_run["frac_train"], 0)
+    args = (model_config(runs[0]), [train_config(r) for r in runs], ds)
+
+    def train(root):
+        dirs = [root / "r0", root / "r1"]
+        return train_vectorized(*args, root / "group", run_dirs=dirs, run_configs=runs), dirs
+
+    whole, whole_dirs = train(tmp_path / "whole")
+    real_step, steps_run = vectorized_train.GroupTrainer.step, []
+
+    def step(self, step):
+        if step == 27 and "restart" not in steps_run:
+            raise _Killed
+        steps_run.append(step)
+        real_step(self, step)
+
+    monkeypatch.setattr(vectorized_train.GroupTrainer, "step", step)
+    with pytest.raises(_Killed):
+        train(tmp_path / "cut")
+    steps_run.append("restart")
+    resumed, cut_dirs = train(tmp_path / "cut")
+    assert steps_run[steps_run.index("restart") + 1] > 0  # continued, not restarted
+    assert list(whole[1].step) == [0, 10] and list(whole[0].step) == [0, 10, 20, 30, 40]
+    for r in range(2):
+        pd.testing.assert_frame_equal(resumed[r], whole[r], check_exact=True)
+        assert _files(cut_dirs[r]) == _files(whole_dirs[r])
+    assert list_checkpoints(tmp_path / "cut" / "group" / "checkpoints") == []  # split, removed
+
+
+def _files(run_dir):
+    """Bytes of every checkpoint and the train log of one run folder."""
+    paths = sorted(run_dir.glob("checkpoints/*")) + [run_dir / "train_log.parquet"]
+    return {p.name: p.read_bytes() for p in paths}

@@ -13,7 +13,7 @@ SCAL_OUT = f"results/scaling/{SCALE}"
 SCAL_FIGS = "paper/figures/scaling"
 SCAL_FIGURES = ["fraction", "phase_diagram", "width_decay"]
 # On a machine with CUDA (and `device: auto`), runs of one shape and dataset train together as one
-# vectorized model (alignlab.vectorized): one scaling_train_group_<i> job per group. On CPU every
+# vectorized model (alignlab.vectorized_train): one scaling_train_group_<i> job per group. On CPU every
 # run is its own 1-thread job (modular_train), side by side with early stop.
 # `--config vectorize=on` forces the grouped path (also on CPU), `vectorize=off` the per-run one.
 SCAL_VECTORIZE = {
@@ -59,7 +59,9 @@ for _i, (_gid, _ids) in enumerate(sorted(SCAL_GROUPS.items())):
         params:
             runs=[SCAL_RUNS[rid] for rid in _ids],
             run_dirs=[f"{SCAL_OUT}/runs/{rid}" for rid in _ids],
-            code=code("alignlab.vectorized"),
+            # the group trains here (stacked checkpoints, resume state), then splits per run
+            group_dir=f"{SCAL_OUT}/groups/{_gid}",
+            code=code("alignlab.vectorized_train"),
         script:
             "scripts/train_group.py"
 

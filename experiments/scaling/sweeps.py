@@ -10,8 +10,9 @@ Four sweeps share one config (experiments/scaling/config.yaml), each a grid over
 
 Every run trains with `alignlab.modular.train_run` (CPU: one 1-thread job per run, early stop on)
 or, on a GPU, together with the runs of its shape in one vectorized model
-(`alignlab.vectorized.train_group`). Training lives in those modules, not here, so that editing
-this module's analysis never invalidates a training job (each rule hashes the code it runs).
+(`alignlab.vectorized_train.train_group`). Training lives in those modules, not here, so that
+editing this module's analysis never invalidates a training job (each rule hashes the code it
+runs).
 `summarize_run` turns a run's train_log and final checkpoint into one row of milestones;
 `collect` concatenates the rows (one row per run, config values as columns).
 

@@ -10,10 +10,13 @@ The skeleton owns what every trainer repeats:
   checksummed), ask the trainer whether to stop early, save the resume state for that step;
 - the final train log and provenance (`write_outputs`).
 
-A trainer (`Trainer`) supplies only what differs: its state (built afresh in its constructor),
-one step, the evaluation, the weights to checkpoint, and which tensors and JSON values make up
-its resume state (parameters, optimizer moments, its generator state: everything the next step
-reads). One policy for all: exact resume from the last verified resume state, else restart.
+Trainers on it: the modular trainer (`alignlab.train`), the reward models
+(`alignlab.preference.train`), the LLC experiment's MLP and the vectorized groups
+(`alignlab.vectorized_train`). A trainer (`Trainer`) supplies only what differs: its state (built
+afresh in its constructor), one step, the evaluation, the weights to checkpoint, and which tensors
+and JSON values make up its resume state (parameters, optimizer moments, its generator state:
+everything the next step reads). One policy for all: exact resume from the last verified resume
+state, else restart.
 A resumed run reaches bit-identical results, since every step is a function of that state.
 
 The resume state's `extra` (JSON) holds the fingerprint, the log so far, `finished`, and the

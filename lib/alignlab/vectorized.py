@@ -7,9 +7,9 @@ same exact final-position math as `alignlab.models.FinalPositionTransformer` wit
 per layer, and the optimiser is AdamW written out with per-run hyper-parameters as tensors [R]
 (lr, weight decay, and W_E's own lr / weight decay for Liu et al.'s decoder-only setting). A run
 that has generalized is frozen by masking (its parameters, moments and step count stop changing),
-so each run's result equals training it alone, to fp32 rounding; results are split per run into
-the single-run layout (`train_log.parquet`, weights checkpoints, provenance), so everything
-downstream is unchanged.
+so each run's result equals training it alone, to fp32 rounding. This module is the math (model,
+loss, optimizer, which runs may share a group); `alignlab.vectorized_train` trains a group on
+`alignlab.loop` and splits its results per run into the single-run layout.
 
 The summed loss sum_r loss_r has, for run r's parameters, exactly run r's own gradient, so one
 backward pass gives every run's gradient. Tested against FinalPositionTransformer on one step:
@@ -24,25 +24,14 @@ pairs), the step budget and the evaluation interval.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from alignlab import checkpoints as ckpt
-from alignlab.config import check_run
-from alignlab.data import ModularDataset, load_dataset
-from alignlab.models import ACTIVATIONS, ModelConfig, init_params, param_shapes
-from alignlab.modular import model_config, train_config
-from alignlab.provenance import provenance, write_json
-from alignlab.repair import start_afresh
-from alignlab.runtime import configure_torch, resolve_device
-from alignlab.train import TrainConfig, TrainingDiverged, checkpoint_schedule
+from alignlab.models import ACTIVATIONS, ModelConfig
+from alignlab.train import TrainConfig, checkpoint_schedule
 
 EMBED = "embed.W_E"
 
@@ -221,145 +210,3 @@ def check_group(model_cfgs: Sequence[ModelConfig], tcs: Sequence[TrainConfig]) -
         if len(set(values)) != 1:
             found = sorted(set(map(str, values)))
             raise ValueError(f"runs trained together must share {name}; got {found}")
-
-
-@torch.no_grad()
-def _evaluate(cfg, params, split) -> dict[str, torch.Tensor]:
-    out = {}
-    for name, (a, b, c) in split.items():
-        logits = vectorized_logits(cfg, params, a, b)
-        out[f"{name}_loss"] = per_run_loss(logits, c)
-        out[f"{name}_acc"] = (logits.argmax(-1) == c).double().mean(-1)
-    return out
-
-
-@dataclass
-class _Group:
-    """Per-run bookkeeping of a vectorized group: who still trains, logs, early-stop clocks."""
-
-    active: torch.Tensor  # [R] bool
-    since: list[int | None]  # step since which test accuracy has held >= early_stop_acc
-    stop_step: list[int]
-    logs: list[list[dict]]
-
-
-def _record(step: int, group: _Group, metrics: dict, tcs, params, model_cfg, ckpt_dirs) -> None:
-    """Log each active run at this evaluation step, save its weights, apply its early stop."""
-    tc0 = tcs[0]
-    for r in np.flatnonzero(group.active.cpu().numpy()):
-        row = {"step": step, **{k: float(v[r]) for k, v in metrics.items()}}
-        if not np.isfinite(row["train_loss"]):
-            raise TrainingDiverged(
-                f"run {r}: train loss is {row['train_loss']} at step {step} "
-                f"(lr {tcs[r].lr}, weight_decay {tcs[r].weight_decay}); lower the learning rate"
-            )
-        group.logs[r].append(row)
-        if ckpt_dirs is not None:
-            weights = {k: v.detach().cpu() for k, v in unstack_params(params, r).items()}
-            path = ckpt.step_path(ckpt_dirs[r], step)
-            ckpt.save_weights(weights, path, step, model_cfg.to_dict())
-        if tc0.early_stop_patience is None:
-            continue
-        if row["test_acc"] < tc0.early_stop_acc:
-            group.since[r] = None
-        elif group.since[r] is None:
-            group.since[r] = step
-        if group.since[r] is not None and step - group.since[r] >= tc0.early_stop_patience:
-            group.active[r] = False
-            group.stop_step[r] = step
-
-
-def train_vectorized(
-    model_cfg: ModelConfig,
-    tcs: Sequence[TrainConfig],
-    dataset: ModularDataset,
-    run_dirs: Sequence[Path] | None = None,
-    run_configs: Sequence[dict] | None = None,
-    threads: int = 1,
-    device: str | None = None,
-    save_checkpoints: bool = True,
-) -> list[pd.DataFrame]:
-    """Train R runs of one shape on one dataset together; return (and write) each run's log.
-
-    Evaluation (train/test loss and accuracy) happens at the steps of the runs' checkpoint
-    schedule, as in `alignlab.train.train`, with the same early stop per run: once a run's test
-    accuracy has held >= early_stop_acc for early_stop_patience steps, it is frozen (masked) and
-    its log ends there; the loop ends when every run has stopped or the budget is spent. With
-    `run_dirs`, each run gets train_log.parquet, a weights checkpoint at every evaluation step and
-    provenance.json in the single-run layout. There is no resume state: a killed group restarts.
-    """
-    configure_torch(threads)
-    check_group([model_cfg] * len(tcs), tcs)
-    tc0 = tcs[0]
-    schedule = set(checkpoint_schedule(tc0))
-    dev = resolve_device(device or tc0.device)
-    R = len(tcs)
-    params = {
-        name: value.to(dev).requires_grad_(True)
-        for name, value in stack_params([init_params(model_cfg, tc.seed) for tc in tcs]).items()
-    }
-    optimizer = VectorizedAdamW(params, RunHyper.from_configs(tcs, dev), betas=tc0.betas)
-    train_split = tuple(x.to(dev) for x in dataset.split(True))
-    splits = {"train": train_split, "test": tuple(x.to(dev) for x in dataset.split(False))}
-    a, b, c = train_split
-    ckpt_dirs = None
-    if run_dirs is not None and save_checkpoints:
-        ckpt_dirs = [Path(d) / "checkpoints" for d in run_dirs]
-    group = _Group(torch.ones(R, dtype=torch.bool, device=dev), [None] * R, [tc0.steps] * R,
-                   [[] for _ in range(R)])  # fmt: skip
-    started, step = time.perf_counter(), 0
-    while True:
-        if step in schedule:
-            metrics = {k: v.cpu().numpy() for k, v in _evaluate(model_cfg, params, splits).items()}
-            _record(step, group, metrics, tcs, params, model_cfg, ckpt_dirs)
-        if step >= tc0.steps or not bool(group.active.any()):
-            break
-        factor = min(step / tc0.warmup_steps, 1.0) if tc0.warmup_steps > 0 else 1.0
-        optimizer.zero_grad()
-        per_run_loss(vectorized_logits(model_cfg, params, a, b), c).sum().backward()
-        optimizer.step(group.active, lr_factor=factor)
-        step += 1
-    frames = [pd.DataFrame(rows) for rows in group.logs]
-    if run_dirs is not None:
-        timing = {"wall_s": time.perf_counter() - started, "runs_together": R, "steps_run": step}
-        _write_runs(frames, run_dirs, run_configs, tcs, dev, threads, timing)
-    return frames
-
-
-def _write_runs(frames, run_dirs, run_configs, tcs, dev, threads: int, timing: dict) -> None:
-    """Each run's train_log.parquet and provenance.json, in the single-run layout."""
-    for r, run_dir in enumerate(run_dirs):
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        frames[r].to_parquet(Path(run_dir) / "train_log.parquet", index=False)
-        config = run_configs[r] if run_configs is not None else {"seed": tcs[r].seed}
-        write_json(
-            provenance(config, dev, threads, compile=False, timing=timing, vectorized=True),
-            Path(run_dir) / "provenance.json",
-        )
-
-
-def shapes_match(cfg: ModelConfig, params: dict[str, torch.Tensor]) -> bool:
-    """True if `params` are R stacked runs of this config."""
-    return all(tuple(params[n].shape[1:]) == s for n, s in param_shapes(cfg).items())
-
-
-def train_group(
-    runs: Sequence[dict], dataset_path: Path, run_dirs: Sequence[Path], threads: int
-) -> None:
-    """Flat run configs (as `alignlab.modular.train_run` takes) of one shape and dataset, as one
-    vectorized model; outputs split per run into `run_dirs`."""
-    for run, run_dir in zip(runs, run_dirs, strict=True):  # before any file is written
-        check_run(run, run_dir, fallback="alignlab:modular_run")
-    cfgs = {model_config(run) for run in runs}
-    if len(cfgs) != 1:
-        raise ValueError(f"runs trained together must share the model shape; got {cfgs}")
-    for run_dir in run_dirs:
-        start_afresh(run_dir)  # no resume state: a rerun retrains, so old files must not mix in
-    train_vectorized(
-        cfgs.pop(),
-        [train_config(run) for run in runs],
-        load_dataset(dataset_path),
-        run_dirs=[Path(d) for d in run_dirs],
-        run_configs=list(runs),
-        threads=threads,
-    )
