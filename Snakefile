@@ -38,8 +38,8 @@ def code(module):
 ROOT = Path(workflow.basedir)
 TARGETS = {}  # experiment name -> list of final outputs
 # experiment name -> {"runs": {run_id: run config}, "runtime": minutes, "grouped": run ids another
-# rule trains}: the modular-arithmetic runs the shared dataset and train rules make for it
-# (lib/alignlab/workflow/modular.smk).
+# rule trains, "priority": which ready trainings start first (default 0)}: the modular-arithmetic
+# runs the shared dataset and train rules make for it (lib/alignlab/workflow/modular.smk).
 MODULAR = {}
 # Experiments whose outputs others read (their rules files define the names the others use).
 UPSTREAM = ["grokking"]

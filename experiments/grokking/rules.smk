@@ -5,7 +5,13 @@ from alignlab.modular import dataset_path
 GROK = load_experiment(ROOT / "experiments/grokking", SCALE)
 GROK_RUNS = expand_runs(GROK)
 GROK_ROLES = run_roles(GROK)  # canonical: every seed; control: no weight decay
-MODULAR["grokking"] = {"runs": GROK_RUNS, "runtime": 600 if SCALE == "paper" else 30}
+# Priority: grokking's trainings are the DAG's longest jobs, and circuits and llc wait for them;
+# started last (a laptop run measured), they left one core idle for the last ~5 minutes.
+MODULAR["grokking"] = {
+    "runs": GROK_RUNS,
+    "runtime": 600 if SCALE == "paper" else 30,
+    "priority": 10,
+}
 GROK_ANALYSIS = GROK["analysis"]
 GROK_OUT = f"results/grokking/{SCALE}"
 GROK_FIGS = "paper/figures/grokking"

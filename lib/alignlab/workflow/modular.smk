@@ -50,6 +50,9 @@ rule modular_train:
     wildcard_constraints:
         experiment="|".join(MODULAR),
         run_id=_trained_elsewhere(),
+    # among ready jobs, an experiment's `priority` (default 0) starts first: the long trainings
+    # whose results other experiments wait for, so the DAG does not end on a serial tail
+    priority: lambda wc: MODULAR[wc.experiment].get("priority", 0)
     resources:
         mem_mb=2000,
         runtime=lambda wc: MODULAR[wc.experiment]["runtime"],
