@@ -1,47 +1,149 @@
-"""Per-rule wall time of a scale's DAG, from Snakemake's `benchmark:` files and job logs.
+"""Where a scale's wall time goes, from the Snakemake log of its last complete run.
 
-.venv/bin/python bench/rule_times.py --scale laptop
+Every job's start, end, rule, wildcards, inputs and outputs are in the log Snakemake writes under
+.snakemake/log/. From them: job time per experiment and rule, how busy the cores were, and the
+critical path: the chain of jobs, each needing the previous one's output, with the largest total
+time. The critical path bounds the wall time from below on any number of cores; the job time
+divided by the cores bounds it on this many.
+
+.venv/bin/python bench/rule_times.py --scale laptop [--log .snakemake/log/<file>.log]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import re
 from pathlib import Path
 
 import pandas as pd
 
+LOG_DIR = Path(".snakemake/log")
+EXPERIMENTS = sorted((p.name for p in Path("experiments").iterdir() if p.is_dir()), key=len)
+_STAMP = re.compile(r"\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]")
+_FIELD = re.compile(r"\s+(input|output|jobid|wildcards): (.*)")
 
-def collect(scale: str, root: Path = Path("results")) -> pd.DataFrame:
-    """One row per benchmarked job: experiment, rule, job, wall seconds, max RSS (MB)."""
+
+def find_log(scale: str, log_dir: Path = LOG_DIR) -> Path | None:
+    """The newest log of a complete run of the whole DAG at `scale` (no `only=` subset)."""
+    for path in sorted(log_dir.glob("*.snakemake.log"), reverse=True):
+        text = path.read_text(errors="replace")
+        found = re.search(r"Command: (.*)", text)
+        command = found.group(1) if found else ""
+        whole_dag = f"scale={scale}" in command and "only=" not in command
+        if whole_dag and "steps (100%) done" in text:
+            return path
+    return None
+
+
+def _experiment(rule: str, wildcards: dict) -> str:
+    if "experiment" in wildcards:
+        return wildcards["experiment"]
+    matches = [name for name in EXPERIMENTS if rule.startswith(name + "_")]
+    if matches:
+        return matches[-1]  # the longest name that prefixes the rule
+    return "paper" if rule.startswith("paper_") else "shared"
+
+
+def parse_log(path: Path) -> pd.DataFrame:
+    """One row per finished job: jobid, rule, experiment, wildcards, start/end (s), seconds,
+    inputs, outputs."""
+    stamp, origin, rule, jobs = None, None, None, {}
+    for line in Path(path).read_text(errors="replace").splitlines():
+        if found := _STAMP.search(line):
+            stamp = dt.datetime.strptime(" ".join(found.group(1).split()), "%a %b %d %H:%M:%S %Y")
+            origin = origin or stamp
+        elif found := re.match(r"(?:local)?rule (\S+):", line):
+            rule, job = found.group(1), {}
+        elif (found := _FIELD.match(line)) and rule is not None:
+            key, value = found.groups()
+            job[key] = value
+            if key == "jobid":
+                job |= {"rule": rule, "start": (stamp - origin).total_seconds()}
+                jobs[value] = job
+        elif (found := re.match(r"Finished jobid: (\d+)", line)) and found.group(1) in jobs:
+            jobs[found.group(1)]["end"] = (stamp - origin).total_seconds()
+    return _table([job for job in jobs.values() if "end" in job and job["rule"] != "all"])
+
+
+def _table(jobs: list[dict]) -> pd.DataFrame:
     rows = []
-    for path in sorted(root.glob(f"*/{scale}/benchmarks/**/*.tsv")):
-        parts = path.relative_to(root).parts  # experiment/scale/benchmarks/<rule>/<job>.tsv
-        bench = pd.read_csv(path, sep="\t")
+    for job in jobs:
+        wildcards = dict(
+            item.split("=", 1) for item in job.get("wildcards", "").split(", ") if "=" in item
+        )
         rows.append(
             {
-                "experiment": parts[0],
-                "rule": parts[3] if len(parts) > 4 else path.stem,
-                "job": path.stem,
-                "wall_s": float(bench["s"].iloc[-1]),
-                "max_rss_mb": float(bench["max_rss"].iloc[-1]),
+                "jobid": job["jobid"],
+                "rule": job["rule"],
+                "experiment": _experiment(job["rule"], wildcards),
+                "wildcards": job.get("wildcards", ""),
+                "start": job["start"],
+                "end": job["end"],
+                "seconds": job["end"] - job["start"],
+                "inputs": [f for f in job.get("input", "").split(", ") if f],
+                "outputs": [f for f in job.get("output", "").split(", ") if f],
             }
         )
-    return pd.DataFrame(rows, columns=["experiment", "rule", "job", "wall_s", "max_rss_mb"])
+    return pd.DataFrame(rows)
+
+
+def critical_path(jobs: pd.DataFrame) -> list[int]:
+    """Row indices of the longest chain by total seconds, each job using an output of the one
+    before (dynamic programming over jobs in order of their end)."""
+    producer = {f: i for i, outs in jobs.outputs.items() for f in outs}
+    best: dict[int, tuple[float, int | None]] = {}
+    for i in jobs.sort_values("end").index:
+        parents = {producer[f] for f in jobs.at[i, "inputs"] if f in producer} - {i}
+        prior = max(((best[p][0], p) for p in parents if p in best), default=(0.0, None))
+        best[i] = (prior[0] + jobs.at[i, "seconds"], prior[1])
+    node = max(best, key=lambda i: best[i][0]) if best else None
+    path = []
+    while node is not None:
+        path.append(node)
+        node = best[node][1]
+    return path[::-1]
+
+
+def summary(jobs: pd.DataFrame, cores: int) -> dict:
+    wall = float(jobs.end.max())
+    job_seconds = float(jobs.seconds.sum())
+    path = critical_path(jobs)
+    return {
+        "wall_s": wall,
+        "job_s": job_seconds,
+        "cores": cores,
+        "busy_share": job_seconds / (wall * cores),
+        "critical_path_s": float(jobs.loc[path, "seconds"].sum()),
+        "critical_path": path,
+    }
 
 
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", default="laptop")
+    parser.add_argument("--log", type=Path, default=None)
+    parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args(argv)
-    table = collect(args.scale)
-    if table.empty:
-        print(f"no benchmark files under results/*/{args.scale}/benchmarks: run the DAG first")
-        return table
-    print(f"per-rule wall time at the {args.scale} scale (Snakemake benchmark files)")
-    print(table.to_string(index=False))
-    by_rule = table.groupby(["experiment", "rule"]).wall_s.agg(["count", "sum", "max"])
-    print(by_rule.to_string())
-    return table
+    log = args.log or find_log(args.scale)
+    if log is None:
+        print(f"no complete run of the {args.scale} scale under {LOG_DIR}: run the DAG first")
+        return pd.DataFrame()
+    jobs = parse_log(log)
+    s = summary(jobs, args.cores)
+    print(f"where the {args.scale} scale's time goes ({log})")
+    print(
+        f"wall {s['wall_s']:.0f} s; job time {s['job_s']:.0f} s on {s['cores']} cores "
+        f"({100 * s['busy_share']:.0f}% busy); critical path {s['critical_path_s']:.0f} s"
+    )
+    by_experiment = jobs.groupby("experiment").seconds.agg(["count", "sum"])
+    by_experiment["share"] = (100 * by_experiment["sum"] / s["job_s"]).round(1)
+    print(by_experiment.sort_values("sum", ascending=False).to_string())
+    by_rule = jobs.groupby(["experiment", "rule"]).seconds.agg(["count", "sum", "max"])
+    print(by_rule.sort_values("sum", ascending=False).head(15).to_string())
+    print("critical path:")
+    print(jobs.loc[s["critical_path"], ["rule", "wildcards", "start", "seconds"]].to_string())
+    return jobs.drop(columns=["inputs", "outputs"])
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 training step   fast trainer vs TransformerLens 4.x bridge vs plain PyTorch (same process,
                 alternating), achieved GFLOP/s on the necessary FLOPs vs matmul peak
 measures        all progress measures for 150 checkpoints
-rule times      per-rule wall time of the laptop scale (Snakemake benchmark files) and the
-                whole `make reproduce` wall time, if it has run
+rule times      where the laptop scale's time goes (job time per experiment and rule, how busy
+                the cores were, the critical path; from the Snakemake log of its last complete
+                run) and the whole `make reproduce` wall time, if it has run
 kill soak       20 SIGKILLs (half inside checkpoint writes), resumed to identical files (--soak)
 sweeps          runs per hour: sequential, side by side, vectorized (--sweeps; no target on CPU,
                 where stacking 4 seeds measured a 1.03-1.29x gain: it is reported, not judged)
@@ -96,11 +97,11 @@ def main() -> None:
     parser.add_argument("--sweeps", action="store_true", help="also measure sweep throughput")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    steps = step_time.main(["--threads", str(args.threads), "--rounds", str(args.rounds)])
-    measures = measures_time.main(["--threads", str(args.threads)])
-    rules = rule_times.main(["--scale", "laptop"])
+    rules = rule_times.main(["--scale", "laptop"])  # first: where the time goes
     if not rules.empty:
         rules.to_csv(RESULTS / "rule_times_laptop.csv", index=False)
+    steps = step_time.main(["--threads", str(args.threads), "--rounds", str(args.rounds)])
+    measures = measures_time.main(["--threads", str(args.threads)])
     soak = kill_soak.main([]) if args.soak else None
     sweeps = sweep_throughput.main([]) if args.sweeps else None
     table = targets(steps, measures, soak, sweeps)
