@@ -4,11 +4,17 @@
 # markers.yaml and paper.tex.
 import shutil
 
-PAPER_EXPERIMENTS = [
-    name
-    for name in sorted(TARGETS)
-    if (ROOT / "experiments" / name / "markers.yaml").exists() and (not ONLY or name in ONLY)
-]
+from alignlab.paper import reading_order
+
+# in the reading order paper/order.yaml declares (alignlab.paper.reading_order)
+PAPER_EXPERIMENTS = reading_order(
+    ROOT,
+    [
+        name
+        for name in TARGETS
+        if (ROOT / "experiments" / name / "markers.yaml").exists() and (not ONLY or name in ONLY)
+    ],
+)
 PAPER_OUT = f"results/paper/{SCALE}"
 # The PDF is built where Debian's latexmk is installed (`--config pdf=off` skips it); without it
 # the HTML report (snakemake --report) is the product.
@@ -47,6 +53,7 @@ rule paper_markers:
         table=f"{PAPER_OUT}/markers.parquet",
         tex="paper/generated/markers_table.tex",
         controls_tex="paper/generated/controls_table.tex",
+        discussion="paper/generated/discussion.tex",
         html=report(
             "paper/generated/markers_table.html",
             category="published vs reproduced",
@@ -80,6 +87,7 @@ rule paper_sections:
         # the list of sections changes with the set of experiments (`only=`): naming their
         # numbers as inputs makes a changed set rerun this job (a changed param alone did not)
         expand(f"results/{{experiment}}/{SCALE}/numbers.json", experiment=PAPER_EXPERIMENTS),
+        order=ROOT / "paper/order.yaml",
     output:
         "paper/generated/sections.tex",
     log:
@@ -99,6 +107,7 @@ rule paper_pdf:
         "paper/generated/sections.tex",
         "paper/generated/markers_table.tex",
         "paper/generated/controls_table.tex",
+        "paper/generated/discussion.tex",
         [path for name in PAPER_EXPERIMENTS for path in TARGETS[name]],
         tex=ROOT / "paper/main.tex",
         bib=ROOT / "paper/references.bib",

@@ -4,6 +4,11 @@ import ast
 import importlib.util
 from pathlib import Path
 
+import pytest
+import yaml
+
+from alignlab.paper import reading_order
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -84,3 +89,12 @@ def test_the_length_check_counts_from_def_to_last_line(tmp_path):
         'def f():\n    """Doc."""\n    return 1\n\n\nclass C:\n    def g(self):\n        pass\n'
     )
     assert check.function_lengths(module) == [(3, "f"), (2, "C.g")]
+
+
+def test_the_papers_reading_order_lists_every_section_once():
+    sections = sorted(p.parent.name for p in (REPO / "experiments").glob("*/paper.tex"))
+    declared = yaml.safe_load((REPO / "paper/order.yaml").read_text())["sections"]
+    assert sorted(declared) == sections and len(set(declared)) == len(declared)
+    assert reading_order(REPO, ["scaling", "grokking"]) == ["grokking", "scaling"]
+    with pytest.raises(ValueError, match=r"sections \['backdoor'\] are not in the paper's reading"):
+        reading_order(REPO, ["grokking", "backdoor"])

@@ -15,7 +15,7 @@ from alignlab.markers_table import (
     summary,
     with_sources,
 )
-from alignlab.paper import macro_name, write_numbers, write_sections
+from alignlab.paper import format_number, macro_name, write_numbers, write_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 NAN = math.nan
@@ -233,10 +233,28 @@ def test_numbers_become_one_macro_each(tmp_path):
     out = tmp_path / "numbers.tex"
     write_numbers([numbers], out)
     text = out.read_text()
-    assert "\\newcommand{\\myExpCircuitEnd}{2{,}400}" in text
+    assert "\\newcommand{\\myExpCircuitEnd}{2400}" in text
     assert "\\newcommand{\\myExpKeyFreqs}{5, 21}" in text
     assert "\\newcommand{\\myExpP}{113}" in text
     assert macro_name("clock_pizza", "n_runs") == "clockPizzaNRuns"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0, "0"),
+        (0.844, "0.844"),
+        (0.9999, "0.9999"),  # three figures would read 1: a fraction is never a whole number
+        (2400.0, "2400"),
+        (1234.56, "1235"),
+        (48000, "48{,}000"),
+        (-1.56e-7, "\\ensuremath{-1.56\\times10^{-7}}"),
+        (2.0e6, "\\ensuremath{2\\times10^{6}}"),
+        (float("nan"), "n/a"),
+    ],
+)
+def test_numbers_are_formatted_as_a_reader_expects(value, text):
+    assert format_number(value) == text
 
 
 def test_section_list_is_relative_to_paper_so_the_same_on_every_machine(tmp_path):
@@ -253,3 +271,21 @@ def test_seed_ranges_shorten_consecutive_seeds():
     assert seed_ranges([3, 0, 1, 2, 7, 7, 9, 10]) == "0-3,7,9-10"
     assert seed_ranges([0, 1]) == "0-1"
     assert seed_ranges([5]) == "5"
+
+
+def test_the_discussion_groups_findings_by_status_and_leaves_controls_out():
+    from alignlab.markers_table import discussion_tex
+
+    rows = [
+        ("a", "x_y", "claim one", "holds", False),
+        ("b", "x_y", "claim two", "fails", False),
+        ("c", "x_y", "claim three", "not run at this scale", False),
+        ("d", "x_y", "oracle check", "holds", True),
+    ]
+    table = pd.DataFrame(rows, columns=["id", "experiment", "claim", "status", "control"])
+    table = table.assign(reproduced="seed 0: 0.5 (x)", rule="each run: v >= 1; all hold")
+    tex = discussion_tex(table)
+    assert "\\paragraph{What holds.} 1 of the 3 findings" in tex and "oracle check" not in tex
+    assert "\\item x y: claim two (reproduced seed 0: 0.5 (x); rule: each run: v" in tex
+    assert "\\paragraph{Not run at this scale.} 1 of the 3" in tex
+    assert "cannot decide" not in tex  # no such findings: no empty paragraph

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from alignlab.scaffold import new_experiment
 
@@ -21,7 +22,7 @@ def repo_copy(tmp_path):
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copy(REPO / "Snakefile", tmp_path / "Snakefile")
     (tmp_path / "paper").mkdir()
-    for name in ("main.tex", "references.bib"):
+    for name in ("main.tex", "references.bib", "order.yaml"):
         shutil.copy(REPO / "paper" / name, tmp_path / "paper" / name)
     for name in ("experiments", "lib", "profiles", "paper/scripts", "paper/report"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=ignore)
@@ -51,6 +52,10 @@ def test_scaffolded_experiment_is_planned_by_the_dag(repo_copy):
     created = {path for path in repo_copy.rglob("*") if path.is_file()} - before
     assert created == set(written)
     assert all(path.is_relative_to(folder) for path in created)  # one folder, nothing else
+    # ... and its place in the paper's reading order, at the end until its author moves it
+    assert (
+        yaml.safe_load((repo_copy / "paper/order.yaml").read_text())["sections"][-1] == "toy_decay"
+    )
     for scale in ("smoke", "paper"):
         result = _run_in_copy(
             repo_copy, "snakemake", "-n", "--cores", "1", "--config", f"scale={scale}"

@@ -2,16 +2,20 @@
 
 Every number in paper/main.tex comes from a rule's output: each experiment writes numbers.json
 ({name: value}); `write_numbers` turns them into \\newcommand macros (showyourwork's \\variable
-idea), named <experiment><Name> in letters only, e.g. \\grokkingCircuitEnd.
+idea), named <experiment><Name> in letters only, e.g. \\grokkingCircuitEnd. The sections come in
+the reading order paper/order.yaml declares (`reading_order`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
 from pathlib import Path
+
+import yaml
 
 
 def macro_name(experiment: str, key: str) -> str:
@@ -23,9 +27,35 @@ def macro_name(experiment: str, key: str) -> str:
     return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
 
 
+def format_number(value: float) -> str:
+    """A number as a reader expects it in the paper: whole numbers (and anything from 1,000) as
+    integers, thousands grouped from 10,000; others to three significant figures (more if three
+    would round a fraction to a whole number), and scientific notation below 10^-3 or
+    from 10^6, as \\ensuremath{1.6\\times10^{-7}} (valid in text and in math)."""
+    if not math.isfinite(value):
+        return "n/a"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude < 1e-3 or magnitude >= 1e6:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"\\ensuremath{{{mantissa}\\times10^{{{int(exponent)}}}}}"
+    if float(value).is_integer() or magnitude >= 1000:
+        whole = round(value)
+        return (f"{whole:,}" if magnitude >= 10_000 else str(whole)).replace(",", "{,}")
+    for digits in range(3, 7):  # never round a fraction to a whole number (0.9999 is not 1)
+        text = f"{value:.{digits}g}"
+        if not float(text).is_integer():
+            break
+    return text
+
+
 def _tex_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}".replace(",", "{,}")
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_number(value)
     return escape(str(value))
 
 
@@ -46,6 +76,22 @@ def write_numbers(numbers_files: list[Path], out: Path) -> None:
             lines.append(f"\\newcommand{{\\{macro_name(experiment, key)}}}{{{_tex_value(value)}}}")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text("\n".join(lines) + "\n")
+
+
+ORDER = Path("paper") / "order.yaml"
+
+
+def reading_order(root: Path, experiments: list[str]) -> list[str]:
+    """`experiments` (those with a paper section) in the reading order declared in
+    paper/order.yaml; an experiment the file does not list is an error naming it."""
+    declared = yaml.safe_load((Path(root) / ORDER).read_text())["sections"]
+    missing = sorted(set(experiments) - set(declared))
+    if missing:
+        raise ValueError(
+            f"{ORDER}: sections {missing} are not in the paper's reading order; add each name "
+            "where its section belongs in the narrative"
+        )
+    return [name for name in declared if name in experiments]
 
 
 def section_path(experiment: str) -> str:

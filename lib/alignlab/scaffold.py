@@ -2,9 +2,10 @@
 
 Writes experiments/NAME/ and nothing else: config with smoke/laptop/paper blocks, schema, rules,
 scripts, markers, paper section, report caption, README, its science code (process.py) and its
-tests (tests/test_NAME.py), from the templates beside this file. The Snakefile discovers
-experiments/*/rules.smk, pytest collects experiments/*/tests, and the paper picks up every
-experiment with a markers.yaml.
+tests (tests/test_NAME.py), from the templates beside this file; and appends NAME to the paper's
+reading order (paper/order.yaml), at the end, for its author to move where the section belongs.
+The Snakefile discovers experiments/*/rules.smk, pytest collects experiments/*/tests, and the
+paper picks up every experiment with a markers.yaml.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from pathlib import Path
 from string import Template
 
-from alignlab.paper import macro_name
+from alignlab.paper import ORDER, macro_name
 
 TEMPLATES = Path(__file__).with_name("templates")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -50,13 +51,16 @@ def new_experiment(name: str, root: Path) -> list[Path]:
         "final_value_macro": macro_name(name, "final_value"),
     }
     experiment = TEMPLATES / "experiment"
-    return [
+    written = [
         _render(
             path, root / "experiments" / name / _target(path.relative_to(experiment), name), values
         )
         for path in sorted(experiment.rglob("*"))
         if path.is_file() and "__pycache__" not in path.parts
     ]
+    order = root / ORDER
+    order.write_text(order.read_text().rstrip("\n") + f"\n  - {name}\n")
+    return written
 
 
 def _target(relative: Path, name: str) -> Path:

@@ -11,4 +11,5 @@ with job(sm):
         sm.output.tex,
         sm.output.controls_tex,
         sm.output.html,
+        sm.output.discussion,
     )
