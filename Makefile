@@ -11,7 +11,7 @@ SCALE ?= laptop
 EXP ?=
 SMK := $(VENV)/bin/snakemake --config scale=$(SCALE) $(if $(EXP),only=$(EXP))
 
-.PHONY: reproduce test test-unit test-portable lint format bench dry-run clean-results
+.PHONY: reproduce test test-unit test-portable lint format bench dry-run clean-results paper-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -56,6 +56,14 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Debian's TeX for paper/main.pdf (latexmk, pdfLaTeX, natbib): `make reproduce` builds the PDF
+# where it is installed, and CI installs it so that the smoke DAG builds and checks the PDF.
+TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+paper-deps:
+	@command -v latexmk >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); }
 
 clean-results:
 	rm -rf results data/*/ paper/figures/*/ paper/generated .snakemake

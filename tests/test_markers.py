@@ -289,3 +289,16 @@ def test_the_discussion_groups_findings_by_status_and_leaves_controls_out():
     assert "\\item x y: claim two (reproduced seed 0: 0.5 (x); rule: each run: v" in tex
     assert "\\paragraph{Not run at this scale.} 1 of the 3" in tex
     assert "cannot decide" not in tex  # no such findings: no empty paragraph
+
+
+def test_undefined_references_and_citations_are_found_in_the_latex_log(tmp_path):
+    from alignlab.paper import unresolved_references
+
+    log = tmp_path / "main.log"
+    log.write_text(
+        "LaTeX Warning: Reference `fig:llc-mlp' on page 3 undefined on input line 40.\n"
+        "Package natbib Warning: Citation `nanda2023' on page 1 undefined on input line 9.\n"
+        "LaTeX Warning: Citation `power2022grokking' on page 2 undefined on input line 12.\n"
+        "LaTeX Warning: There were undefined references.\n"
+    )
+    assert unresolved_references(log) == ["fig:llc-mlp", "nanda2023", "power2022grokking"]

@@ -104,7 +104,7 @@ def _direction_panels(axes, measures, biased, control, last):
         _plot(ax, measures, biased, measure, last, color, BIASED_STYLE, name)
         _plot(ax, measures, control, measure, last, color, CONTROL_STYLE, None)
     ax.axhline(0.0, color=NEUTRAL, lw=0.6)
-    ax.set(ylabel="cosine with head", title=f"head alignment ({last})")
+    ax.set(ylabel=f"cosine with head ({last})", title="head alignment")
     ax = axes[1, 0]
     _plot(ax, measures, biased, "attr_length", "total", LENGTH, BIASED_STYLE, "total")
     _plot(ax, measures, control, "attr_length", "total", LENGTH, CONTROL_STYLE, None)
@@ -225,7 +225,7 @@ def _attribution_bars(ax, measures, biased, control, n_layers):
         color=SHORTER,
         label="control",
     )
-    ax.set(xticks=xc, ylabel="sd per token", title="attribution to length (final)")
+    ax.set(xticks=xc, ylabel="sd per token, final", title="attribution to length")
     ax.set_xticklabels(comps, rotation=45, ha="right")
 
 

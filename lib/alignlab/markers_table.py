@@ -78,16 +78,22 @@ def summary(table: pd.DataFrame) -> str:
     return f"findings: {', '.join(parts) or 'none'}; controls: {held}/{ran} hold"
 
 
+def _source_cell(row) -> str:
+    """The source cell ("Nanda et al., 2023, Sec. 4.3"): a natbib citation of the key plus where;
+    a key missing from references.bib stays plain text that says so."""
+    if "not in references" in row["cite"]:
+        return escape(row["cite"])
+    where = f", {row['where']}" if row.get("where") else ""
+    return f"\\citealp{{{row['source']}}}" + escape(where)
+
+
 def _latex_rows(table: pd.DataFrame, columns) -> list[str]:
     rows = []
     for _, row in table.iterrows():
         cells = []
         for column in columns:
             if column == "source":
-                cite = (
-                    f"~\\cite{{{row['source']}}}" if "not in references" not in row["cite"] else ""
-                )
-                cells.append(escape(row["cite"]) + cite)
+                cells.append(_source_cell(row))
             elif column == "status":
                 cells.append(STATUS_MARK[row["status"]])
             elif column == "replicates":

@@ -132,3 +132,14 @@ def build_pdf(tex_source: Path, bib: Path, out_pdf: Path, log: Path, sections=()
             stderr=subprocess.STDOUT,
             check=True,
         )
+    unresolved = unresolved_references((build_dir / tex.name).with_suffix(".log"))
+    if unresolved:
+        raise RuntimeError(f"{out_pdf}: undefined references or citations: {unresolved}")
+
+
+_UNDEFINED = re.compile(r"Warning: (?:Reference|Citation) `([^']+)' .*undefined")
+
+
+def unresolved_references(tex_log: Path) -> list[str]:
+    """Labels and citation keys the final LaTeX pass left undefined (a PDF that says "??")."""
+    return sorted(set(_UNDEFINED.findall(Path(tex_log).read_text(errors="replace"))))

@@ -53,18 +53,54 @@ def figure(ncols: int = 1, size=DOUBLE):
 
 
 def legend_below(fig) -> None:
-    """One legend for the whole figure, below the panels, de-duplicated by label."""
+    """One legend for the whole figure, below the panels, de-duplicated by label, in as many
+    columns (at most 5) as fit the figure's width."""
     handles, labels = [], []
     for axis in fig.axes:
         for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), frameon=False)
+    for ncol in range(min(len(labels), 5), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
+        width = legend.get_window_extent(fig.canvas.get_renderer()).width
+        if width <= fig.bbox.width or ncol == 1:
+            return
+        legend.remove()
+
+
+def outside_canvas(fig, tolerance: float = 1.0) -> list[str]:
+    """Text of every legend, title, label and annotation that reaches outside the canvas (a cut
+    legend reads "orization" for "memorization"), after laying the figure out."""
+    fig.canvas.draw()
+    renderer, canvas = fig.canvas.get_renderer(), fig.bbox
+    texts = [t for legend in fig.legends for t in legend.get_texts()] + list(fig.texts)
+    for axis in fig.axes:
+        texts += [axis.title, axis.xaxis.label, axis.yaxis.label, *axis.texts]
+        if axis.get_legend() is not None:
+            texts += list(axis.get_legend().get_texts())
+    cut = []
+    for text in texts:
+        if not text.get_visible() or not text.get_text():
+            continue
+        box = text.get_window_extent(renderer)
+        if (
+            box.x0 < canvas.x0 - tolerance
+            or box.y0 < canvas.y0 - tolerance
+            or box.x1 > canvas.x1 + tolerance
+            or box.y1 > canvas.y1 + tolerance
+        ):
+            cut.append(text.get_text())
+    return cut
 
 
 def save(fig, out_dir: Path, name: str) -> list[Path]:
-    """Write `name`.pdf and `name`.png into out_dir; close the figure."""
+    """Write `name`.pdf and `name`.png into out_dir; close the figure. A figure with text that
+    reaches outside its canvas (a cut legend or label) is an error, not a figure."""
+    cut = outside_canvas(fig)
+    if cut:
+        plt.close(fig)
+        raise ValueError(f"figure {name!r}: text reaches outside the canvas: {cut}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.{ext}" for ext in ("pdf", "png")]
