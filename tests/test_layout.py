@@ -1,6 +1,7 @@
 """The house layout: the library never imports an experiment; no function outgrows a screen."""
 
 import ast
+import re
 import importlib.util
 from pathlib import Path
 
@@ -98,3 +99,11 @@ def test_the_papers_reading_order_lists_every_section_once():
     assert reading_order(REPO, ["scaling", "grokking"]) == ["grokking", "scaling"]
     with pytest.raises(ValueError, match=r"sections \['backdoor'\] are not in the paper's reading"):
         reading_order(REPO, ["grokking", "backdoor"])
+
+
+def test_every_figure_and_table_of_the_paper_is_referenced_in_its_text():
+    sources = [REPO / "paper/main.tex", *sorted((REPO / "experiments").glob("*/paper.tex"))]
+    text = "\n".join(path.read_text() for path in sources)
+    labels = set(re.findall(r"\\label\{((?:fig|tab):[^}]+)\}", text))
+    referenced = set(re.findall(r"\\(?:ref|autoref|cref)\{([^}]+)\}", text))
+    assert labels and sorted(labels - referenced) == []
