@@ -1,8 +1,8 @@
 """The house layout: the library never imports an experiment; no function outgrows a screen."""
 
 import ast
-import re
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
