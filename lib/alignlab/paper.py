@@ -124,6 +124,10 @@ def build_pdf(tex_source: Path, bib: Path, out_pdf: Path, log: Path, sections=()
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
     tex = build_dir / Path(tex_source).name
+    # the bibliography and citations an earlier build left (another citation style, say) would
+    # stop the first pass before BibTeX could rewrite them: every build starts from the sources
+    for suffix in (".aux", ".bbl"):
+        tex.with_suffix(suffix).unlink(missing_ok=True)
     with open(log, "w") as fh:
         subprocess.run(
             ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", tex.name],

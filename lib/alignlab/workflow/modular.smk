@@ -11,6 +11,16 @@ MODULAR_DATASETS = {
     for registered in MODULAR.values()
     for run in registered["runs"].values()
 }
+# A dataset job takes the highest priority of the trainings that read it: rule priority does not
+# flow upstream, and a prioritized training waits for its dataset (a laptop run measured grokking's
+# dataset made after 17 minutes, and its trainings with it).
+MODULAR_DATASET_PRIORITY = {}
+for _registered in MODULAR.values():
+    for _run in _registered["runs"].values():
+        _id = dataset_id(_run)
+        MODULAR_DATASET_PRIORITY[_id] = max(
+            MODULAR_DATASET_PRIORITY.get(_id, 0), _registered.get("priority", 0)
+        )
 
 
 def _modular_run(wc):
@@ -28,6 +38,7 @@ rule modular_dataset:
         "data/modular/{dataset}.parquet",
     log:
         "results/logs/modular_dataset/{dataset}.log",
+    priority: lambda wc: MODULAR_DATASET_PRIORITY[wc.dataset]
     resources:
         mem_mb=500,
     params:
