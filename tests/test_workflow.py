@@ -51,7 +51,7 @@ def test_smoke_dag_builds_the_paper_inputs(smoke_dag):
     controls = markers[markers.control & (markers.status != "not run at this scale")]
     assert len(controls) >= 2 and set(controls.status) == {"holds"}
     findings_tex = (smoke_dag / "paper" / "generated" / "markers_table.tex").read_text()
-    assert "Nanda et al. 2023" in findings_tex and "\\cite{nanda2023progress}" in findings_tex
+    assert "\\citealp{nanda2023progress}" in findings_tex  # natbib: "Nanda et al., 2023"
     assert "uniform-attention" not in findings_tex  # controls have their own table
     sections = (smoke_dag / "paper" / "generated" / "sections.tex").read_text()
     assert "\\input{../experiments/grokking/paper.tex}" in sections
