@@ -20,10 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from flops import matmul_peak_gflops, necessary_step_flops  # bench/flops.py
+from flops import matmul_floor_ms, matmul_peak_gflops, necessary_step_flops  # bench/flops.py
 
 from alignlab import bridge as B
 from alignlab.data import build_dataset
+from alignlab.fused_head import chunk_rows
 from alignlab.models import FinalPositionTransformer, ModelConfig, ModularDecoder, init_params
 from alignlab.runtime import configure_torch, resolve_device
 from alignlab.train import make_train_step
@@ -124,11 +125,17 @@ def main(argv=None) -> list[dict]:
             times[name].append(time_steps(step, args.steps, device))
 
     peak = matmul_peak_gflops(device) if device.type == "cpu" else math.nan
-    return report(args, device, len(a), times, first_loss, setup_s, peak)
+    floor = (
+        matmul_floor_ms(PAPER, len(a), chunk_rows(device, len(a)))
+        if device.type == "cpu"
+        else math.nan
+    )
+    return report(args, device, len(a), times, first_loss, setup_s, peak, floor)
 
 
-def report(args, device, n_examples, times, first_loss, setup_s, peak) -> list[dict]:
-    """Print the table and write it as CSV; achieved GFLOP/s counts only necessary FLOPs."""
+def report(args, device, n_examples, times, first_loss, setup_s, peak, floor) -> list[dict]:
+    """Print the table and write it as CSV; achieved GFLOP/s counts only necessary FLOPs; the
+    matmul floor bounds any speed-up: base / floor if all else took no time."""
     median = {name: statistics.median(ms) for name, ms in times.items()}
     base = median["bridge (TL 4.x)"]
     flops = necessary_step_flops(PAPER, n_examples)
@@ -141,6 +148,8 @@ def report(args, device, n_examples, times, first_loss, setup_s, peak) -> list[d
             "speedup_vs_bridge": round(base / median[name], 2),
             "necessary_gflops_per_s": round(flops / median[name] / 1e6, 1),
             "matmul_peak_gflops_per_s": round(peak, 1),
+            "matmul_floor_ms": round(floor, 2),
+            "speedup_bound_vs_bridge": round(base / floor, 2),
             "first_loss": f"{first_loss[name]:.10f}",
             "setup_s": round(setup_s[name], 1),
             "rounds": args.rounds,
@@ -155,7 +164,9 @@ def report(args, device, n_examples, times, first_loss, setup_s, peak) -> list[d
     print(
         f"p={PAPER.p}, {n_examples} examples, {args.threads} threads, {device}, "
         f"{args.rounds} rounds x {args.steps} steps (median of round means); necessary FLOPs "
-        f"{flops / 1e9:.2f} GFLOP/step; fp32 matmul peak {peak:.0f} GFLOP/s"
+        f"{flops / 1e9:.2f} GFLOP/step; fp32 matmul peak {peak:.0f} GFLOP/s; the necessary "
+        f"matmuls alone at the fast step's shapes take {floor:.1f} ms ({flops / floor / 1e6:.0f} "
+        f"GFLOP/s): no step can beat {base / floor:.1f}x the bridge here"
     )
     print(
         f"{'model':<18}{'ms/step':>10}{'min':>10}{'max':>10}{'x bridge':>10}"
