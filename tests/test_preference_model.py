@@ -48,6 +48,22 @@ def test_reward_read_at_eos_ignores_padding(model):
         assert not torch.allclose(batched[short], all_pos[short, -1], atol=1e-3)
 
 
+@pytest.mark.parametrize("normalization", ["LN", "none"])
+def test_last_block_at_eos_only_equals_the_full_sequence_in_float64(normalization):
+    """`residual(at=eos)` runs the last block at EOS alone; values and gradients are those of
+    the full-sequence pass read at EOS."""
+    cfg = RMConfig(**{**CFG.to_dict(), "normalization": normalization})
+    params = {k: v.double() for k, v in init_params(cfg, seed=5).items()}
+    fast, full = RewardModel(cfg, params), RewardModel(cfg, params)
+    tokens, eos = _sample(12, seed=2)
+    rows = torch.arange(len(eos))
+    fast(tokens, eos).sum().backward()
+    full.all_rewards(tokens)[rows, eos].sum().backward()
+    for (name, p_fast), p_full in zip(fast.named_parameters(), full.parameters(), strict=True):
+        torch.testing.assert_close(p_fast.grad, p_full.grad, rtol=1e-10, atol=1e-13, msg=name)
+    assert len(set(eos.tolist())) > 1  # rows read at different positions
+
+
 def test_score_matches_forward_in_order(model):
     tokens, eos = _sample(50, seed=1)
     with torch.no_grad():

@@ -196,7 +196,7 @@ class ModularDecoder(Transformer):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Logits [batch, p] at the '=' position, from the full causal sequence."""
         tokens = torch.stack([a, b, torch.full_like(a, self.cfg.eq_token)], dim=1)
-        return self.logits(tokens)[:, -1]
+        return self.residual(tokens, at=torch.full_like(a, 2)) @ self.p("unembed.W_U")
 
 
 def build_model(

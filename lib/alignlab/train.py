@@ -105,7 +105,7 @@ def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW
         },
     ]
     groups[1]["base_lr"] = groups[1]["lr"]
-    return torch.optim.AdamW(groups, betas=tc.betas)
+    return torch.optim.AdamW(groups, betas=tc.betas, fused=True)  # one kernel for all tensors
 
 
 def set_warmup_lr(optimizer: torch.optim.Optimizer, step: int, warmup_steps: int) -> None:

@@ -116,29 +116,52 @@ class Transformer(nn.Module):
             return x
         return F.layer_norm(x, (x.shape[-1],), self.p(f"{prefix}.w"), self.p(f"{prefix}.b"), 1e-5)
 
-    def residual(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[batch, pos, d_model]: the residual stream after ln_final."""
+    def _attention(self, normed: torch.Tensor, block: str, at: torch.Tensor | None):
+        """Causal attention's output [batch, pos, m] at every position, or with `at` [batch]
+        (one position per row) [batch, m] at that position only (keys and values up to it)."""
         cfg = self.cfg
-        bsz, seq = tokens.shape
-        m, h, dh = cfg.d_model, cfg.n_heads, cfg.d_head
-        act = ACTIVATIONS[cfg.act_fn]
-        x = self.p("embed.W_E")[tokens] + self.p("pos_embed.W_pos")[:seq]
-        for i in range(cfg.n_layers):
-            b = f"blocks.{i}"
-            normed = self._ln(x, f"{b}.ln1")
-            # one fused matmul for Q, K and V: [m, (3 h dh)] from the [h, m, dh] weights
-            w_qkv = torch.cat(
-                [self.p(f"{b}.attn.W_{n}").permute(1, 0, 2).reshape(m, h * dh) for n in "QKV"],
-                dim=1,
-            )
-            qkv = (normed @ w_qkv).view(bsz, seq, 3, h, dh).permute(2, 0, 3, 1, 4)
-            z = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)
-            x = x + z.transpose(1, 2).reshape(bsz, seq, h * dh) @ self.p(f"{b}.attn.W_O").reshape(
-                h * dh, m
-            )
-            normed = self._ln(x, f"{b}.ln2")
-            pre = normed @ self.p(f"{b}.mlp.W_in") + self.p(f"{b}.mlp.b_in")
-            x = x + act(pre) @ self.p(f"{b}.mlp.W_out") + self.p(f"{b}.mlp.b_out")
+        bsz, seq, m = normed.shape
+        h, dh = cfg.n_heads, cfg.d_head
+        w = {n: self.p(f"{block}.attn.W_{n}").permute(1, 0, 2).reshape(m, h * dh) for n in "QKV"}
+        W_O = self.p(f"{block}.attn.W_O").reshape(h * dh, m)
+        if at is None:  # one fused matmul for Q, K and V
+            qkv = normed @ torch.cat([w["Q"], w["K"], w["V"]], dim=1)
+            q, k, v = qkv.view(bsz, seq, 3, h, dh).permute(2, 0, 3, 1, 4)
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return z.transpose(1, 2).reshape(bsz, seq, h * dh) @ W_O
+        k, v = (normed @ torch.cat([w["K"], w["V"]], dim=1)).view(bsz, seq, 2, h, dh).unbind(2)
+        q = normed[torch.arange(bsz, device=at.device), at] @ w["Q"]  # [batch, h * dh]
+        visible = torch.arange(seq, device=at.device) <= at[:, None]  # causal, from `at`
+        z = F.scaled_dot_product_attention(
+            q.view(bsz, h, 1, dh), k.transpose(1, 2), v.transpose(1, 2), visible[:, None, None]
+        )
+        return z.reshape(bsz, h * dh) @ W_O
+
+    def _mlp(self, x: torch.Tensor, block: str) -> torch.Tensor:
+        pre = self._ln(x, f"{block}.ln2") @ self.p(f"{block}.mlp.W_in") + self.p(
+            f"{block}.mlp.b_in"
+        )
+        act = ACTIVATIONS[self.cfg.act_fn](pre)
+        return act @ self.p(f"{block}.mlp.W_out") + self.p(f"{block}.mlp.b_out")
+
+    def residual(self, tokens: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual stream after ln_final: [batch, pos, d_model], or with `at` [batch]
+        [batch, d_model] at position at[i] of row i.
+
+        Causal attention means nothing after `at` matters there, and the last block is needed
+        at `at` alone (its keys and values everywhere, its query, attention output and MLP at
+        `at`): for a reward read at EOS this skips most of the last block's work.
+        """
+        x = self.p("embed.W_E")[tokens] + self.p("pos_embed.W_pos")[: tokens.shape[1]]
+        for i in range(self.cfg.n_layers):
+            block, last = f"blocks.{i}", i == self.cfg.n_layers - 1
+            if at is not None and last:
+                x = x[torch.arange(len(at), device=at.device), at] + self._attention(
+                    self._ln(x, f"{block}.ln1"), block, at
+                )
+            else:
+                x = x + self._attention(self._ln(x, f"{block}.ln1"), block, None)
+            x = x + self._mlp(x, block)
         return self._ln(x, "ln_final")
 
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:

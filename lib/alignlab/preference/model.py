@@ -82,8 +82,7 @@ class RewardModel(Transformer):
     def forward(self, tokens: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:
         """[batch] rewards read at each sequence's EOS index (right padding is ignored)."""
         seq = int(eos.max().item()) + 1  # positions after the last EOS never matter (causal)
-        rewards = self.all_rewards(tokens[:, :seq])
-        return rewards.gather(1, eos[:, None].long())[:, 0]
+        return (self.residual(tokens[:, :seq], at=eos.long()) @ self.p("unembed.W_U"))[:, 0]
 
 
 @torch.no_grad()

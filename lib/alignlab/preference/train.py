@@ -81,7 +81,7 @@ class RMTrainer:
         torch.manual_seed(run["seed"])
         self.model = RewardModel(cfg, init_params(cfg, run["seed"])).to(device)
         self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"]
+            self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"], fused=True
         )
         self.gen = torch.Generator().manual_seed(run["seed"])
         self.order = torch.randperm(self.n_train, generator=self.gen)
