@@ -1,5 +1,6 @@
 """Published vs reproduced: markers judged per replicate, on their null, NaN-safe, with sources."""
 
+import json
 import math
 from pathlib import Path
 
@@ -255,6 +256,17 @@ def test_numbers_become_one_macro_each(tmp_path):
 )
 def test_numbers_are_formatted_as_a_reader_expects(value, text):
     assert format_number(value) == text
+
+
+def test_shares_are_percentages_and_nothing_else_is(tmp_path):
+    path = tmp_path / "my_exp" / "laptop" / "numbers.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"neuron_share": 0.973, "top_share": 0.99996, "loss": 0.973}))
+    write_numbers([path], tmp_path / "numbers.tex")
+    text = (tmp_path / "numbers.tex").read_text()
+    assert "\\newcommand{\\myExpNeuronShare}{97.3\\%}" in text
+    assert "\\newcommand{\\myExpTopShare}{99.996\\%}" in text  # never rounded up to 100%
+    assert "\\newcommand{\\myExpLoss}{0.973}" in text
 
 
 def test_section_list_is_relative_to_paper_so_the_same_on_every_machine(tmp_path):

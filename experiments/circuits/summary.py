@@ -52,11 +52,20 @@ def run_markers(measures: pd.DataFrame, ablations: pd.DataFrame, run_id: str) ->
     }
 
 
+def _percent(share: float) -> str:
+    """0.812 -> "81.2%"; more decimals where one would round a share below 1 up to 100%."""
+    for decimals in range(1, 5):
+        text = f"{100 * share:.{decimals}f}"
+        if share >= 1 or float(text) < 100:
+            break
+    return f"{text}%"
+
+
 def _by_seed(runs: pd.DataFrame, values: dict, model: str, name: str) -> str:
-    """Values of one kind of run as "seed 0: 0.81; seed 1: 0.84", for the text."""
+    """Shares of one kind of run as "seed 0: 81.2%; seed 1: 84.0%", for the text."""
     chosen = runs[runs.model == model].sort_values("seed")
     return "; ".join(
-        f"seed {int(seed)}: {values[rid][name]:.2f}"
+        f"seed {int(seed)}: {_percent(values[rid][name])}"
         for rid, seed in zip(chosen.run_id, chosen.seed, strict=True)
     )
 

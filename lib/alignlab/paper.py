@@ -51,11 +51,19 @@ def format_number(value: float) -> str:
     return text
 
 
-def _tex_value(value) -> str:
+def format_share(value: float) -> str:
+    """A share (a fraction of a whole) as a percentage: 0.973 -> 97.3\\%, by `format_number`'s
+    rules (so 0.99996 reads 99.996\\%, never 100\\%)."""
+    text = format_number(100 * value)
+    return text if text == "n/a" else f"{text}\\%"
+
+
+def _tex_value(value, key: str = "") -> str:
+    """A number's TeX; keys named `*_share` are shares, printed as percentages."""
     if value is None:
         return "n/a"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return format_number(value)
+        return format_share(value) if key.endswith("_share") else format_number(value)
     return escape(str(value))
 
 
@@ -73,7 +81,7 @@ def write_numbers(numbers_files: list[Path], out: Path) -> None:
     for path in sorted(numbers_files):
         experiment = Path(path).parts[-3]  # results/<experiment>/<scale>/numbers.json
         for key, value in sorted(json.loads(Path(path).read_text()).items()):
-            lines.append(f"\\newcommand{{\\{macro_name(experiment, key)}}}{{{_tex_value(value)}}}")
+            lines.append(f"\\newcommand{{\\{macro_name(experiment, key)}}}{{{_tex_value(value, key)}}}")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text("\n".join(lines) + "\n")
 

@@ -282,3 +282,10 @@ def test_rule_functions_end_to_end(tmp_path, tiny):
     )
     for name in ("neurons", "heads", "logits", "ablations", "controls"):
         assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 1000
+
+
+def test_shares_by_seed_read_as_percentages_never_rounded_up_to_all():
+    assert summary._percent(0.812) == "81.2%"
+    assert summary._percent(0.99996) == "99.996%"  # not "100.0%": a share below 1 is not all
+    assert summary._percent(1.0) == "100.0%"
+    assert summary._percent(0.0) == "0.0%"
