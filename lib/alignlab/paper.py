@@ -81,7 +81,8 @@ def write_numbers(numbers_files: list[Path], out: Path) -> None:
     for path in sorted(numbers_files):
         experiment = Path(path).parts[-3]  # results/<experiment>/<scale>/numbers.json
         for key, value in sorted(json.loads(Path(path).read_text()).items()):
-            lines.append(f"\\newcommand{{\\{macro_name(experiment, key)}}}{{{_tex_value(value, key)}}}")
+            name, text = macro_name(experiment, key), _tex_value(value, key)
+            lines.append(f"\\newcommand{{\\{name}}}{{{text}}}")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text("\n".join(lines) + "\n")
 
