@@ -23,6 +23,7 @@ import torch
 from flops import matmul_floor_ms, matmul_peak_gflops, necessary_step_flops  # bench/flops.py
 
 from alignlab import bridge as B
+from alignlab import optim
 from alignlab.data import build_dataset
 from alignlab.fused_head import chunk_rows
 from alignlab.models import FinalPositionTransformer, ModelConfig, ModularDecoder, init_params
@@ -34,8 +35,8 @@ PAPER = ModelConfig(p=113, d_model=128, n_heads=4, d_head=32, d_mlp=512)
 
 
 def train_step(model: Callable, parameters, a, b, c, compile: bool = False) -> Callable:
-    """The training step of alignlab.train for any (a, b) -> logits model."""
-    optimizer = torch.optim.AdamW(
+    """The training step of alignlab.train (and its optimizer) for any (a, b) -> logits model."""
+    optimizer = optim.AdamW(
         [p for p in parameters if p.requires_grad], lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98)
     )
     return make_train_step(model, optimizer, a, b, c, compile=compile)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alignlab import checkpoints as ckpt
+from alignlab import optim
 from alignlab.config import check_run, expand_runs, run_roles
 from alignlab.data import ModularDataset, build_dataset, load_dataset, save_dataset
 from alignlab.loop import run_loop, write_outputs
@@ -97,8 +98,8 @@ class MLPTrainer:
         self.model_config = cfg.to_dict()
         torch.manual_seed(run["seed"])
         self.model = ModularMLP(cfg)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"], fused=True
+        self.optimizer = optim.Adam(
+            self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"]
         )
         self.batches = torch.Generator().manual_seed(run["seed"])
         self.a, self.b, self.c = dataset.split(True)

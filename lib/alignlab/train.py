@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from alignlab import optim
 from alignlab.data import ModularDataset
 from alignlab.loop import run_loop, write_outputs
 from alignlab.models import ModelConfig, build_model, final_position_loss, init_params, param_shapes
@@ -91,7 +92,7 @@ def checkpoint_schedule(tc: TrainConfig) -> list[int]:
     return sorted(steps | {0, tc.steps})
 
 
-def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> optim.Adam:
     embed = [model.embed.W_E]
     rest = [p for name, p in model.named_parameters() if name != "embed.W_E"]
     groups = [
@@ -105,10 +106,10 @@ def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW
         },
     ]
     groups[1]["base_lr"] = groups[1]["lr"]
-    return torch.optim.AdamW(groups, betas=tc.betas, fused=True)  # one kernel for all tensors
+    return optim.AdamW(groups, betas=tc.betas)
 
 
-def set_warmup_lr(optimizer: torch.optim.Optimizer, step: int, warmup_steps: int) -> None:
+def set_warmup_lr(optimizer: optim.Adam, step: int, warmup_steps: int) -> None:
     """Linear warm-up as in the released code: lr * min(step / warmup, 1)."""
     factor = min(step / warmup_steps, 1.0) if warmup_steps > 0 else 1.0
     for group in optimizer.param_groups:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from alignlab import optim
 from alignlab.loop import run_loop
 from alignlab.preference.env import EnvConfig
 from alignlab.preference.model import RewardModel, RMConfig, init_params, n_params
@@ -80,8 +81,8 @@ class RMTrainer:
         self.n_train = len(train["chosen_eos"])
         torch.manual_seed(run["seed"])
         self.model = RewardModel(cfg, init_params(cfg, run["seed"])).to(device)
-        self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"], fused=True
+        self.opt = optim.AdamW(
+            self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"]
         )
         self.gen = torch.Generator().manual_seed(run["seed"])
         self.order = torch.randperm(self.n_train, generator=self.gen)
