@@ -261,11 +261,13 @@ def test_numbers_are_formatted_as_a_reader_expects(value, text):
 def test_shares_are_percentages_and_nothing_else_is(tmp_path):
     path = tmp_path / "my_exp" / "laptop" / "numbers.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"neuron_share": 0.973, "top_share": 0.99996, "loss": 0.973}))
+    values = {"neuron_share": 0.973, "top_share": 0.99996, "top_share_random": 0.348, "loss": 0.973}
+    path.write_text(json.dumps(values))
     write_numbers([path], tmp_path / "numbers.tex")
     text = (tmp_path / "numbers.tex").read_text()
     assert "\\newcommand{\\myExpNeuronShare}{97.3\\%}" in text
     assert "\\newcommand{\\myExpTopShare}{99.996\\%}" in text  # never rounded up to 100%
+    assert "\\newcommand{\\myExpTopShareRandom}{34.8\\%}" in text
     assert "\\newcommand{\\myExpLoss}{0.973}" in text
 
 

@@ -59,11 +59,12 @@ def format_share(value: float) -> str:
 
 
 def _tex_value(value, key: str = "") -> str:
-    """A number's TeX; keys named `*_share` are shares, printed as percentages."""
+    """A number's TeX; keys with the word `share` (`*_share`, `*_share_random`) are shares,
+    printed as percentages."""
     if value is None:
         return "n/a"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return format_share(value) if key.endswith("_share") else format_number(value)
+        return format_share(value) if "share" in key.split("_") else format_number(value)
     return escape(str(value))
 
 
