@@ -52,9 +52,9 @@ class Adam:
     def _update(self, group: dict, params: list[torch.Tensor]) -> None:
         for p in params:
             if p not in self.state:
-                zeros = torch.zeros_like(p, memory_format=torch.preserve_format)
-                self.state[p] = {"step": torch.tensor(0.0), "exp_avg": zeros, "exp_avg_sq": zeros}
-                self.state[p]["exp_avg_sq"] = zeros.clone()
+                moments = (torch.zeros_like(p, memory_format=torch.preserve_format) for _ in "mv")
+                self.state[p] = dict(zip(("exp_avg", "exp_avg_sq"), moments, strict=True))
+                self.state[p]["step"] = torch.tensor(0.0)
         by_kind: dict[tuple, list[torch.Tensor]] = {}
         for p in params:  # the fused kernel takes one device and dtype per call
             by_kind.setdefault((p.device, p.dtype), []).append(p)
