@@ -135,8 +135,10 @@ def build_pdf(tex_source: Path, bib: Path, out_pdf: Path, log: Path, sections=()
             shutil.copyfile(source, target)
     tex = build_dir / Path(tex_source).name
     # the bibliography and citations an earlier build left (another citation style, say) would
-    # stop the first pass before BibTeX could rewrite them: every build starts from the sources
-    for suffix in (".aux", ".bbl"):
+    # stop the first pass before BibTeX could rewrite them, and latexmk's database of the last
+    # build, told that references.bib changed, runs BibTeX before LaTeX on an empty .aux (a
+    # failed build): every build starts from the sources
+    for suffix in (".aux", ".bbl", ".fdb_latexmk"):
         tex.with_suffix(suffix).unlink(missing_ok=True)
     with open(log, "w") as fh:
         subprocess.run(
