@@ -16,6 +16,8 @@ loads into a TransformerLens 4.x bridge (`alignlab.bridge.to_bridge`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -132,9 +134,11 @@ class Transformer(nn.Module):
         k, v = (normed @ torch.cat([w["K"], w["V"]], dim=1)).view(bsz, seq, 2, h, dh).unbind(2)
         q = normed[torch.arange(bsz, device=at.device), at] @ w["Q"]  # [batch, h * dh]
         visible = torch.arange(seq, device=at.device) <= at[:, None]  # causal, from `at`
-        z = F.scaled_dot_product_attention(
-            q.view(bsz, h, 1, dh), k.transpose(1, 2), v.transpose(1, 2), visible[:, None, None]
-        )
+        # One query per row: products and sums over [batch, pos, head], ~5x faster on CPU than
+        # scaled_dot_product_attention's kernels for a query of length 1 (forward and backward).
+        scores = (q.view(bsz, 1, h, dh) * k).sum(-1) / math.sqrt(dh)  # [batch, pos, head]
+        pattern = scores.masked_fill(~visible[:, :, None], -math.inf).softmax(dim=1)
+        z = (pattern[..., None] * v).sum(1)  # [batch, head, d_head]
         return z.reshape(bsz, h * dh) @ W_O
 
     def _mlp(self, x: torch.Tensor, block: str) -> torch.Tensor:
