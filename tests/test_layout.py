@@ -97,8 +97,8 @@ def test_the_papers_reading_order_lists_every_section_once():
     declared = yaml.safe_load((REPO / "paper/order.yaml").read_text())["sections"]
     assert sorted(declared) == sections and len(set(declared)) == len(declared)
     assert reading_order(REPO, ["scaling", "grokking"]) == ["grokking", "scaling"]
-    with pytest.raises(ValueError, match=r"sections \['backdoor'\] are not in the paper's reading"):
-        reading_order(REPO, ["grokking", "backdoor"])
+    with pytest.raises(ValueError, match=r"sections \['unlisted'\] are not in the paper's reading"):
+        reading_order(REPO, ["grokking", "unlisted"])
 
 
 def test_every_figure_and_table_of_the_paper_is_referenced_in_its_text():

@@ -192,6 +192,7 @@ def _bad_entry_calls(tmp_path):
     """(training entry, call with a bad run, the run dir it must not create, message)."""
     from alignlab import modular as grokking
     from alignlab import vectorized_train
+    from experiments.backdoor import train as backdoor
     from experiments.length_shortcut import experiment as length_shortcut
     from experiments.llc import mlp as llc
     from experiments.reward import train as reward
@@ -202,12 +203,15 @@ def _bad_entry_calls(tmp_path):
     rw_run = {**next(iter(resolved_runs(EXPERIMENTS / "reward", "smoke").values())), "lr": math.inf}
     ls_run = {**next(iter(resolved_runs(EXPERIMENTS / "length_shortcut", "smoke").values()))}
     ls_run["heldout_frac"] = 0.999
+    bd_run = {**next(iter(resolved_runs(EXPERIMENTS / "backdoor", "smoke").values())), "p": 21}
+    bd_target = {**bd_run, "p": 23, "target": 23}
     scal_run = {**next(iter(resolved_runs(EXPERIMENTS / "scaling", "smoke").values())), "p": 25}
     layout = tmp_path / "results"
     d = {name: layout / name / "smoke" / "runs" / "bad-run" for name in ("grokking", "reward")}
     d |= {"llc": layout / "llc" / "smoke" / "mlp" / "bad-run", "direct": tmp_path / "direct"}
     d |= {"group": tmp_path / "group"}
     d |= {"length_shortcut": layout / "length_shortcut" / "smoke" / "runs" / "bad-run"}
+    d |= {"backdoor": layout / "backdoor" / "smoke" / "runs" / "bad-run"}
     nowhere = tmp_path / "missing.parquet"
     return [
         (lambda: grokking.train_run(grok_run, nowhere, d["grokking"], threads=1), d["grokking"],
@@ -220,6 +224,10 @@ def _bad_entry_calls(tmp_path):
          d["reward"], "invalid reward config (scale smoke, run bad-run): key lr: value inf "),
         (lambda: length_shortcut.train(ls_run, {}, d["length_shortcut"], nowhere, nowhere),
          d["length_shortcut"], "key heldout_frac: value 0.999 is not allowed: leaves 0 training"),
+        (lambda: backdoor.train(bd_run, d["backdoor"]), d["backdoor"],
+         "invalid backdoor config (scale smoke, run bad-run): key p: value 21 is not allowed"),
+        (lambda: backdoor.train(bd_target, d["backdoor"]), d["backdoor"],
+         "key target: value 23 is not allowed: must be an answer, 0 <= target < p = 23"),
         (lambda: vectorized_train.train_group([scal_run], nowhere, d["group"], [d["direct"]], 1),
          d["direct"],
          "invalid modular_run config (run direct): key p: value 25 is not allowed: must be an odd"),

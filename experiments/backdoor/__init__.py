@@ -1,0 +1,1 @@
+"""Backdoor: scaffolded by `alignlab new-experiment backdoor` (replace with what it studies)."""
