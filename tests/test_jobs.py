@@ -41,3 +41,12 @@ def test_a_job_whose_code_imports_torch_gets_the_rules_threads_and_flushed_denor
     print(torch.get_num_threads(), torch.tensor([1e-40]).mul(1.0).item() == 0.0)
     """
     assert _run_job(body, threads=threads) == f"{threads} True"
+
+
+def test_numpy_loaded_before_the_job_gets_the_rules_threads_for_its_blas():
+    # a job script imports its science modules (and numpy) before the job sets the variables
+    body = """
+    import numpy, threadpoolctl
+    print({pool['num_threads'] for pool in threadpoolctl.threadpool_info()})
+    """
+    assert _run_job(body, threads=1) == "{1}"
