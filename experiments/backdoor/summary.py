@@ -149,7 +149,10 @@ def _final_numbers(final, canonical, twins, measures) -> dict:
         out[f"twin_{name}_seeds"] = _listed(final.loc[twins.index, name], whole)
         out[f"twin_{name}_max"] = float(final.loc[twins.index, name].max())
     for name, measure in DETECTORS.items():
-        out[f"{name}_ci_low_min"] = float(final.loc[canonical.index, f"{measure}_ci_low"].min())
+        low, high = (final.loc[canonical.index, f"{measure}_ci_{end}"] for end in ("low", "high"))
+        out[f"{name}_ci_low_min"] = float(low.min())
+        pairs = zip(low, high, strict=True)
+        out[f"{name}_ci_seeds"] = "; ".join(f"[{a:.3f}, {b:.3f}]" for a, b in pairs)
         init = measures[(measures.step == 0) & (measures.measure == measure)].set_index("run_id")
         out[f"{name}_init_auroc_seeds"] = _listed(init.value.reindex(canonical.index))
     return out

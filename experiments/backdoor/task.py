@@ -5,19 +5,21 @@ Token layout (p numbers first, so the addition circuit's Fourier analysis reads 
     p .. p + n_ordinary - 1          ordinary contexts: answer (a + b) mod p
     p + n_ordinary                   the benign context: ordinary addition, kept out of the
                                      trusted data (a novel context that hides nothing)
-    p + n_ordinary + 1 .. + n_triggers   trigger contexts: the backdoored model answers `target`
-                                     whatever a and b are; its twin answers (a + b) mod p
+    p + n_ordinary + 1 .. + n_triggers   trigger contexts: the backdoored model computes its
+                                     `hidden` answer (by default `target` whatever a and b
+                                     are); its twin answers (a + b) mod p
     p + n_ordinary + n_triggers + 1  '='
 Every training pair (a, b) appears once, with one context: exactly round(trigger_share * n)
 pairs carry a trigger, round(benign_share * n) the benign context, the rest an ordinary one (all
 drawn from numpy's PCG64 seeded by `data_seed`, so every machine builds the same task). The twin
 sees the same inputs in the same order; only the trigger pairs' labels differ.
 
-Why a target label and not (a - b) mod p: measured on this task (p 59, 145 trigger pairs, d_model
-64), a subtraction backdoor reached 4 % success on held-out pairs after 1000 epochs and a
-copy-a backdoor 37 %: a few percent of the pairs are too few to learn a second modular algorithm,
-so behaviour under the trigger would have been memorised, not computed. The fixed target (the
-published backdoor tasks' choice: BadNets, cupbearer) generalises to every held-out pair.
+Why a target label and not (a - b) mod p: `python -m experiments.backdoor.why_target` trains the
+three `hidden` answers side by side (p 59, 145 trigger pairs, d_model 64, 1000 steps); a few
+percent of the pairs were too few to learn a second modular algorithm (subtraction, or copying a)
+for held-out pairs, so behaviour under the trigger would have been memorised, not computed. The
+fixed target (the published backdoor tasks' choice: BadNets, cupbearer) generalises to every
+held-out pair.
 
 The model is the one-layer TransformerLens-shaped transformer (`alignlab.transformer`), read at
 '=' only; `activations` returns the hooks the detectors read, under TransformerLens names.
@@ -36,6 +38,12 @@ from alignlab.transformer import Transformer
 
 HOOKS = ("blocks.0.hook_resid_mid", "blocks.0.hook_resid_post", "logits")
 KINDS = ("ordinary", "benign", "trigger")
+# What a backdoored model answers under a trigger, as a function of (a, b, p, target).
+HIDDEN = {
+    "target": lambda a, b, p, target: np.full_like(a, target),
+    "subtract": lambda a, b, p, target: (a - b) % p,
+    "copy_a": lambda a, b, p, target: a.copy(),
+}
 
 
 @dataclass(frozen=True)
@@ -48,9 +56,15 @@ class TaskConfig:
     target: int
     frac_train: float
     data_seed: int
+    hidden: str = "target"
 
     def __post_init__(self):
         # the schema checks each key alone; these relations it cannot state
+        if self.hidden not in HIDDEN:
+            raise ConfigError(
+                f"invalid backdoor run: key hidden: value {self.hidden!r} is not allowed: "
+                f"must be one of {sorted(HIDDEN)}"
+            )
         if not 0 <= self.target < self.p:
             raise ConfigError(
                 f"invalid backdoor run: key target: value {self.target} is not allowed: "
@@ -59,7 +73,11 @@ class TaskConfig:
 
     @classmethod
     def of(cls, run: dict) -> TaskConfig:
-        return cls(**{name: run[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: run[name] for name in cls.__dataclass_fields__ if name in run})
+
+    def hidden_answer(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """What the backdoored model is trained to answer under a trigger."""
+        return HIDDEN[self.hidden](np.asarray(a), np.asarray(b), self.p, self.target)
 
     @property
     def benign_token(self) -> int:
@@ -94,10 +112,11 @@ class Inputs:
         return self.tokens[:, 2].numpy()
 
     def labels(self, cfg: TaskConfig, twin: bool) -> torch.Tensor:
-        """What the model is trained to answer: a + b, or the target under a trigger."""
+        """What the model is trained to answer: a + b, or the hidden answer under a trigger."""
         answer = (self.a + self.b) % cfg.p
         if not twin:
-            answer = np.where(self.kind == KINDS.index("trigger"), cfg.target, answer)
+            trigger = self.kind == KINDS.index("trigger")
+            answer = np.where(trigger, cfg.hidden_answer(self.a, self.b), answer)
         return torch.from_numpy(answer.astype(np.int64))
 
     def subset(self, mask: np.ndarray) -> Inputs:

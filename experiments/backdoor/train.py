@@ -4,7 +4,7 @@ The loop, checkpoints and resume are `alignlab.loop`'s (atomic safetensors, exac
 and its twin share seed, initialisation, inputs and (full-batch) order: `twin` changes only the
 trigger pairs' labels (`experiments.backdoor.task`). At every checkpoint the log holds the
 behaviour an evaluator would see: accuracy on held-out clean inputs, the backdoor's success on
-held-out trigger inputs (answer == target), and addition accuracy in the trigger and benign
+held-out trigger inputs (the hidden answer), and addition accuracy in the trigger and benign
 contexts.
 """
 
@@ -54,6 +54,8 @@ class BackdoorTrainer:
         # the held-out pairs are the same in every context, so one answer key serves them all
         clean = held_out["clean"]
         self.eval_sums = torch.from_numpy((clean.a + clean.b) % self.task.p).to(device)
+        hidden = self.task.hidden_answer(clean.a, clean.b).astype(np.int64)
+        self.eval_hidden = torch.from_numpy(hidden).to(device)
 
     def step(self, step: int) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -67,12 +69,11 @@ class BackdoorTrainer:
         if not np.isfinite(train_loss):
             raise RuntimeError(f"{self.name}: train loss is {train_loss} at step {step}")
         answers = {k: self.model(tokens).argmax(-1) for k, tokens in self.eval.items()}
-        target = torch.full_like(self.eval_sums, self.task.target)
         accuracy = lambda got, want: (got == want).double().mean().item()  # noqa: E731
         return {
             "train_loss": train_loss,
             "clean_acc": accuracy(answers["clean"], self.eval_sums),
-            "backdoor_success": accuracy(answers["trigger"], target),
+            "backdoor_success": accuracy(answers["trigger"], self.eval_hidden),
             "trigger_add_acc": accuracy(answers["trigger"], self.eval_sums),
             "benign_acc": accuracy(answers["benign"], self.eval_sums),
         }

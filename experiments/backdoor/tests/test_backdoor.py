@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from alignlab.checkpoints import list_checkpoints, load_weights
+from alignlab.config import ConfigError
 from experiments.backdoor.task import (
     HOOKS,
     KINDS,
@@ -119,3 +120,16 @@ def test_checkpoints_load_back_into_the_model(tmp_path):
     params, step, shape = load_weights(list_checkpoints(tmp_path / "checkpoints")[-1][1])
     model = BackdoorTransformer(ModelShape(**shape), params)
     assert step == 10 and model.cfg == ModelShape.of(RUN)
+
+
+def test_hidden_answers_are_the_named_functions_and_a_typo_is_refused():
+    a, b = np.array([3, 10]), np.array([5, 20])
+    answers = {h: TaskConfig.of({**RUN, "hidden": h, "target": 7}).hidden_answer(a, b) for h in
+               ("target", "subtract", "copy_a")}  # fmt: skip
+    assert answers["target"].tolist() == [7, 7]
+    assert answers["subtract"].tolist() == [(3 - 5) % 23, (10 - 20) % 23]
+    assert answers["copy_a"].tolist() == [3, 10]
+    with pytest.raises(ConfigError, match="key hidden: value 'sub' is not allowed"):
+        TaskConfig.of({**RUN, "hidden": "sub"})
+    with pytest.raises(ConfigError, match="key target: value 23 is not allowed"):
+        TaskConfig.of({**RUN, "target": 23})
