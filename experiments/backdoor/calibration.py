@@ -119,7 +119,10 @@ def calibrate(cfg: dict, seed: int, perm_seed: int) -> dict[str, float]:
     logits = acts["clean"][LAYERS[-1]]
     values = {
         "clean_test_acc": float((logits.argmax(1) == data["y_test"]).mean()),
-        "backdoor_success": float((acts["bad"][LAYERS[-1]].argmax(1) == 0).mean()),
+        # on test images whose true class is not the target: those are the ones it changes
+        "backdoor_success": float(
+            (acts["bad"][LAYERS[-1]].argmax(1) == 0)[data["y_test"] != 0].mean()
+        ),
     }
     for layer in LAYERS:
         score = det.mahalanobis(trusted[layer])

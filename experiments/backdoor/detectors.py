@@ -18,17 +18,20 @@
   frequency k is <l, u_k>^2 / (|u_k|^2 |l|^2) with u_k[y] = cos(w_k (s - y)), w_k = 2 pi k / p:
   Nanda et al.'s restricted-loss terms, one input at a time. The u_k (k = 1..(p-1)/2) are
   orthogonal over y with |u_k|^2 = p / 2 and orthogonal to the constant, so shares add. The
-  key frequencies are taken from trusted clean inputs only; the score is the share NOT explained
-  by them: an input computed by another algorithm scores high, a new input computed by the same
-  circuit does not.
+  key frequencies are taken from trusted clean inputs only, by the suite's rule; the score is
+  the share NOT explained by them: an input computed by another algorithm scores high, a new
+  input computed by the same circuit does not.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.cluster.vq import kmeans2
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
+
+from alignlab import fourier
 
 RIDGE = 1e-6  # of the mean variance, added to the covariance's diagonal
 SPECTRAL_FACTOR = 1.5  # Tran et al.: remove the top 1.5 eps of each class
@@ -107,6 +110,22 @@ def spectral_flags(scores: np.ndarray, labels: np.ndarray, eps: float) -> np.nda
     return flags
 
 
+def spectral_capacity(labels, poisoned: np.ndarray, eps: float) -> tuple[float, float]:
+    """(most, chance): the largest share of the poisoned examples Tran et al.'s filter can flag
+    when it flags floor(1.5 eps n_c) per class, and the share it flags in expectation if its
+    flags fell at random within each class. A poison that is most of its class caps the first."""
+    labels, poisoned = np.asarray(labels), np.asarray(poisoned, bool)
+    if not poisoned.any():
+        return float("nan"), float("nan")
+    most = chance = 0.0
+    for label in np.unique(labels[poisoned]):
+        rows = labels == label
+        n_flag, n_bad = int(SPECTRAL_FACTOR * eps * rows.sum()), int((poisoned & rows).sum())
+        most += min(n_flag, n_bad)
+        chance += n_flag * n_bad / rows.sum()
+    return most / poisoned.sum(), chance / poisoned.sum()
+
+
 def cluster_flags(reps: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Chen et al.'s activation clustering: per class, the top principal components, 2-means
     (scipy's, started from the split by the first component's sign, so it is deterministic);
@@ -159,9 +178,11 @@ def fourier_shares(logits: np.ndarray, sums: np.ndarray, p: int) -> np.ndarray:
 
 
 def key_frequencies(trusted_shares: np.ndarray, threshold: float) -> list[int]:
-    """Frequencies whose mean share on trusted inputs is at least `threshold` of the largest."""
-    mean = trusted_shares.mean(0)
-    return [int(k) + 1 for k in np.flatnonzero(mean >= threshold * mean.max())]
+    """The suite's key-frequency rule (`alignlab.fourier.key_frequencies`: a norm at least
+    `threshold` of the largest) on each frequency's root-mean-square amplitude over trusted
+    inputs, sqrt(mean share): shares are energies, the rule compares norms."""
+    norms = torch.from_numpy(np.sqrt(np.asarray(trusted_shares, float).mean(0)))
+    return fourier.key_frequencies(norms, threshold)
 
 
 def mechanistic_scores(logits: np.ndarray, sums: np.ndarray, p: int, keys: list[int]):

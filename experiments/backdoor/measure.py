@@ -59,8 +59,12 @@ class AuditSets:
 
     @property
     def select_half(self) -> np.ndarray:
-        """Held-out pairs that choose the best hook (the other half scores it)."""
-        return np.arange(len(self.held_out["clean"].kind)) % 2 == 0
+        """Held-out pairs that choose the best hook (the other half scores it): a seeded random
+        half, not alternate pairs, which would give each half its own ordinary contexts (the
+        contexts cycle through the pairs)."""
+        n = len(self.held_out["clean"].kind)
+        chosen = np.random.default_rng([self.task.data_seed, 2]).permutation(n)[: n // 2]
+        return np.isin(np.arange(n), chosen)
 
 
 def audit_sets(run: dict) -> AuditSets:
@@ -118,7 +122,9 @@ def _mahalanobis(acts, sets: AuditSets, perm_seed: int) -> tuple[list[dict], dic
 def _probe(acts, sets: AuditSets) -> tuple[list[dict], dict]:
     """For each trigger: train on the others (trusted pairs in their contexts) vs trusted clean,
     test on the held-out pairs in the unseen trigger's context vs held-out clean. Scores are
-    standardised by each fold's clean scores, then pooled over folds."""
+    standardised by each fold's clean scores; each trigger input has the one score of the probe
+    that never saw its trigger, each clean or benign input the mean of the folds' scores (so every
+    input counts once in the AUROC and its bootstrap)."""
     trusted = acts["train"][PROBE_HOOK][sets.train.kind == KINDS.index("ordinary")]
     triggers = sets.held_out["trigger"].tokens[:, 0].numpy()
     pooled = {"trigger": [], "clean": [], "benign": []}
@@ -139,7 +145,8 @@ def _probe(acts, sets: AuditSets) -> tuple[list[dict], dict]:
         mean, sd = fold["clean"].mean(), fold["clean"].std() + 1e-12
         for kind, value in fold.items():
             pooled[kind].append((value - mean) / sd)
-    scores = {kind: np.concatenate(parts) for kind, parts in pooled.items()}
+    scores = {kind: np.mean(parts, axis=0) for kind, parts in pooled.items() if kind != "trigger"}
+    scores["trigger"] = np.concatenate(pooled["trigger"])
     rows = [
         {"measure": f"probe_auroc_{against}", "component": PROBE_HOOK, "value": value}
         for against, value in (
@@ -157,7 +164,10 @@ def _filters(acts, sets: AuditSets) -> list[dict]:
     spectral = det.spectral_flags(spectral_scores, sets.train_labels, sets.task.trigger_share)
     clusters = det.cluster_flags(reps, sets.train_labels)
     spectral_auroc = det.auroc(spectral_scores[poisoned], spectral_scores[~poisoned])
+    cap, chance = det.spectral_capacity(sets.train_labels, poisoned, sets.task.trigger_share)
     return [
+        {"measure": "spectral_recoverable", "component": FILTER_HOOK, "value": cap},
+        {"measure": "spectral_chance", "component": FILTER_HOOK, "value": chance},
         {"measure": "spectral_recovered", "component": FILTER_HOOK,
          "value": det.recovered_share(spectral, poisoned)},
         {"measure": "clustering_recovered", "component": FILTER_HOOK,
@@ -214,6 +224,8 @@ def measure_run(run: dict, analysis: dict, run_dir, train_log, out, out_scores) 
     """Every checkpoint -> measures.parquet; final per-input scores -> scores.parquet."""
     sets, rows, t0 = audit_sets(run), [], time.perf_counter()
     checkpoints = run_checkpoints(Path(run_dir), Path(train_log))
+    if not checkpoints:
+        raise ValueError(f"{run_dir}: its train log lists no checkpoint to audit")
     for step, path in checkpoints:
         params, _, shape = load_weights(path)
         model = BackdoorTransformer(ModelShape(**shape), params)

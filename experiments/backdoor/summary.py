@@ -29,6 +29,8 @@ AUDIT_VALUES = (
     "backdoor_success",
     "trigger_add_acc",
     "mechanistic_n_keys",
+    "spectral_recoverable",
+    "spectral_chance",
 )
 DETECTORS = {  # name in the paper -> the final measure of its trigger AUROC
     "mahalanobis": "mahalanobis_best_auroc_trigger",
@@ -43,6 +45,8 @@ PER_SEED = (
     "mechanistic_auroc_benign",
     "mahalanobis_best_auroc_benign",
     "mechanistic_n_keys",
+    "spectral_recoverable",
+    "spectral_chance",
 )
 CALIBRATION_NUMBERS = {  # paper name (TeX macros drop digits) -> calibration measure
     "mahalanobis_first": "mahalanobis_linear_0",
@@ -55,9 +59,11 @@ CALIBRATION_NUMBERS = {  # paper name (TeX macros drop digits) -> calibration me
 
 
 def final_values(measures: pd.DataFrame) -> pd.DataFrame:
-    """[run_id x measure] at each run's last checkpoint (one component per measure)."""
+    """[run_id x measure] at each run's last checkpoint, for the measures with one component
+    (the per-hook Mahalanobis AUROCs have three and stay in measures.parquet)."""
     last = measures[measures.step == measures.groupby("run_id").step.transform("max")]
-    return last.pivot_table(index="run_id", columns="measure", values="value", dropna=False)
+    single = last.groupby(["run_id", "measure"]).component.transform("nunique") == 1
+    return last[single].pivot(index="run_id", columns="measure", values="value")
 
 
 def _twin_pairs(runs: pd.DataFrame) -> list[tuple[str, str | None]]:
@@ -153,24 +159,41 @@ def _final_numbers(final, canonical, twins, measures) -> dict:
         out[f"{name}_ci_low_min"] = float(low.min())
         pairs = zip(low, high, strict=True)
         out[f"{name}_ci_seeds"] = "; ".join(f"[{a:.3f}, {b:.3f}]" for a, b in pairs)
-        init = measures[(measures.step == 0) & (measures.measure == measure)].set_index("run_id")
+        rows = measures[measures.measure == measure]
+        init = rows[rows.step == 0].set_index("run_id")
         out[f"{name}_init_auroc_seeds"] = _listed(init.value.reindex(canonical.index))
+        out[f"{name}_min_over_training"] = float(
+            rows[rows.run_id.isin(canonical.index)].value.min()
+        )
     return out
+
+
+def order(detected: float, obeyed: float) -> str:
+    """Where a detector's contrast onset falls against the behaviour's: before, same (the same
+    checkpoint: the schedule cannot order them), after, or undefined (either never happened)."""
+    if not (np.isfinite(detected) and np.isfinite(obeyed)):
+        return "undefined"
+    return "before" if detected < obeyed else "same" if detected == obeyed else "after"
 
 
 def _chronology_numbers(chrono: pd.DataFrame) -> dict:
     out = {
         f"onset_{c}_seeds": _listed(chrono[c], whole=True) for c in chrono.columns.drop("run_id")
     }
-    for name in DETECTORS:  # seeds whose contrast with the twin appears before the behaviour
-        before = chrono[f"{name}_contrast"] < chrono["backdoor_success"]
-        out[f"n_seeds_{name}_before_behaviour"] = int(before.sum())
-    firsts = sum(out[f"n_seeds_{name}_before_behaviour"] for name in DETECTORS)
+    orders = []
+    for name in DETECTORS:
+        pairs = zip(chrono[f"{name}_contrast"], chrono["backdoor_success"], strict=True)
+        found = [order(detected, obeyed) for detected, obeyed in pairs]
+        out[f"{name}_order_seeds"] = ", ".join(found)
+        out[f"n_seeds_{name}_before_behaviour"] = found.count("before")
+        orders += found
+    counts = {word: orders.count(word) for word in ("before", "same", "after", "undefined")}
     out["chronology_verdict"] = (
-        "in every seed the backdoor was obeyed before any detector told it from its tokens"
-        if firsts == 0
-        else "in some seeds a detector told the backdoor from its tokens before it was obeyed"
-    )
+        "in every seed each detector told the backdoor from its tokens only after it was obeyed"
+        if counts["after"] == len(orders)
+        else "detector contrasts before, at, after the behaviour or undefined: "
+        + ", ".join(str(counts[w]) for w in counts) + f" of {len(orders)} seed-detector pairs"
+    )  # fmt: skip
     return out
 
 

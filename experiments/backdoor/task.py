@@ -15,7 +15,7 @@ drawn from numpy's PCG64 seeded by `data_seed`, so every machine builds the same
 sees the same inputs in the same order; only the trigger pairs' labels differ.
 
 Why a target label and not (a - b) mod p: `python -m experiments.backdoor.why_target` trains the
-three `hidden` answers side by side (p 59, 145 trigger pairs, d_model 64, 1000 steps); a few
+three `hidden` answers side by side (p 59, 139 trigger pairs, d_model 64, 1000 steps); a few
 percent of the pairs were too few to learn a second modular algorithm (subtraction, or copying a)
 for held-out pairs, so behaviour under the trigger would have been memorised, not computed. The
 fixed target (the published backdoor tasks' choice: BadNets, cupbearer) generalises to every

@@ -27,9 +27,11 @@ from alignlab.train import load_optimizer_state, optimizer_state_tensors
 from experiments.backdoor.task import TaskConfig, evaluation_inputs, new_model, training_inputs
 
 
-def schedule(steps: int, every: int) -> list[int]:
-    """Checkpoints every `every` steps, and the last step."""
-    return sorted({*range(0, steps + 1, every), steps})
+def schedule(steps: int, every: int, early_every: int, early_until: int) -> list[int]:
+    """Checkpoints every `early_every` steps before `early_until` (the backdoor is learned in
+    tens of steps: the chronology needs to see when), then every `every`, and the last step."""
+    early = range(0, min(early_until, steps), early_every)
+    return sorted({*early, *range(0, steps + 1, every), steps})
 
 
 class BackdoorTrainer:
@@ -109,7 +111,7 @@ def train(run: dict, run_dir, threads: int = 1) -> None:
         trainer,
         run_dir,
         fingerprint,
-        schedule(run["steps"], run["checkpoint_every"]),
+        schedule(run["steps"], run["checkpoint_every"], run["early_every"], run["early_until"]),
         run["steps"],
         bar_metric="clean_acc",
     )

@@ -29,7 +29,13 @@ def measure(steps: int, out: Path) -> pd.DataFrame:
     base = next(r for r in runs.values() if r["seed"] == 0 and not r["twin"] and "label" not in r)
     frames = []
     for hidden in HIDDEN:
-        run = {**base, "hidden": hidden, "steps": steps, "checkpoint_every": steps // 4}
+        run = {
+            **base,
+            "hidden": hidden,
+            "steps": steps,
+            "checkpoint_every": steps // 4,
+            "early_until": 0,
+        }
         train(run, out / hidden)
         log = pd.read_parquet(out / hidden / "train_log.parquet")
         frames.append(log[["step", "backdoor_success", "clean_acc"]].assign(hidden=hidden))

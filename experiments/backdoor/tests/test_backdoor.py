@@ -22,7 +22,8 @@ from experiments.backdoor.task import (
 RUN = dict(
     p=23, n_ordinary=4, n_triggers=3, trigger_share=0.05, benign_share=0.03, target=0,
     frac_train=0.8, data_seed=0, seed=0, twin=False, d_model=16, n_heads=4, mlp_ratio=4,
-    lr=1e-3, weight_decay=1.0, betas=[0.9, 0.98], steps=30, checkpoint_every=10, device="cpu",
+    lr=1e-3, weight_decay=1.0, betas=[0.9, 0.98], steps=30, checkpoint_every=10, early_every=5,
+    early_until=0, device="cpu",
 )  # fmt: skip
 TASK = TaskConfig.of(RUN)
 

@@ -132,3 +132,15 @@ def test_mechanistic_score_flags_another_algorithm_by_its_known_amount():
     # a frequency outside the keys is not explained at all
     other = det.mechanistic_scores(_cosines(sums, 0, {4: 1.0}), sums, P, [k])
     np.testing.assert_allclose(other, 1.0, atol=1e-12)
+
+
+def test_spectral_capacity_caps_a_poison_that_is_most_of_its_class():
+    labels = np.repeat([0, 1], 100)
+    poisoned = np.zeros(200, bool)
+    poisoned[:75] = True  # 75 % of class 0, as a target-label backdoor with many classes
+    most, chance = det.spectral_capacity(labels, poisoned, eps=0.05)
+    assert most == pytest.approx(7 / 75)  # floor(1.5 * 0.05 * 100) = 7 flags in class 0
+    assert chance == pytest.approx(0.07)  # 7 random flags hit 75 % poison: 5.25 of 75
+    few = np.zeros(200, bool)
+    few[:5] = True  # 5 % of its class, Tran et al.'s regime: every poisoned one can be flagged
+    assert det.spectral_capacity(labels, few, eps=0.05)[0] == 1.0

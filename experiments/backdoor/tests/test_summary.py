@@ -92,3 +92,10 @@ def test_calibration_mlp_exposes_cupbearers_linear_outputs():
         "linear_1": (3, 128),
         "linear_2": (3, 10),
     }
+
+
+def test_order_is_three_way_and_undefined_without_both_onsets():
+    from experiments.backdoor.summary import order
+
+    assert [order(10, 20), order(20, 20), order(30, 20)] == ["before", "same", "after"]
+    assert order(math.nan, 20) == order(10, math.nan) == "undefined"
