@@ -23,7 +23,7 @@ from alignlab.config import check_run
 from alignlab.loop import run_loop, write_outputs
 from alignlab.provenance import code_version, config_hash, provenance
 from alignlab.runtime import configure_torch, resolve_device
-from alignlab.train import load_optimizer_state, optimizer_state_tensors
+from alignlab.train import load_training_state, optimizer_state_tensors, training_state
 from experiments.backdoor.task import TaskConfig, evaluation_inputs, new_model, training_inputs
 
 
@@ -87,16 +87,13 @@ class BackdoorTrainer:
         return False
 
     def resume_tensors(self) -> dict[str, torch.Tensor]:
-        tensors, _ = optimizer_state_tensors(self.optimizer)
-        return tensors | {f"param.{k}": v for k, v in self.model.params().items()}
+        return training_state(self.model.params(), self.optimizer)
 
     def resume_extra(self) -> dict:
         return {"param_groups": optimizer_state_tensors(self.optimizer)[1]}
 
     def load(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
-        params = {k.removeprefix("param."): v for k, v in tensors.items() if k.startswith("param.")}
-        self.model.load_state_dict(params)
-        load_optimizer_state(self.optimizer, tensors, extra["param_groups"])
+        load_training_state(self.model, self.optimizer, tensors, extra["param_groups"])
 
 
 def train(run: dict, run_dir, threads: int = 1) -> None:

@@ -23,7 +23,12 @@ from alignlab.data import ModularDataset, build_dataset, load_dataset, save_data
 from alignlab.loop import run_loop, write_outputs
 from alignlab.provenance import code_version, config_hash, provenance
 from alignlab.runtime import configure_torch
-from alignlab.train import TrainingDiverged, load_optimizer_state, optimizer_state_tensors
+from alignlab.train import (
+    TrainingDiverged,
+    load_training_state,
+    optimizer_state_tensors,
+    training_state,
+)
 
 
 @dataclass(frozen=True)
@@ -129,8 +134,7 @@ class MLPTrainer:
         return False
 
     def resume_tensors(self) -> dict[str, torch.Tensor]:
-        tensors, _ = optimizer_state_tensors(self.optimizer)
-        tensors |= {f"param.{k}": v for k, v in self.weights().items()}
+        tensors = training_state(self.weights(), self.optimizer)
         tensors["batch_rng"] = self.batches.get_state()
         return tensors
 
@@ -138,9 +142,7 @@ class MLPTrainer:
         return {"param_groups": optimizer_state_tensors(self.optimizer)[1]}
 
     def load(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
-        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
-        self.model.load_state_dict(params)
-        load_optimizer_state(self.optimizer, tensors, extra["param_groups"])
+        load_training_state(self.model, self.optimizer, tensors, extra["param_groups"])
         self.batches.set_state(tensors["batch_rng"])
 
 

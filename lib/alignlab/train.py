@@ -160,6 +160,20 @@ def optimizer_state_tensors(optimizer) -> tuple[dict[str, torch.Tensor], list]:
     return tensors, state["param_groups"]
 
 
+def training_state(params: dict[str, torch.Tensor], optimizer) -> dict[str, torch.Tensor]:
+    """The tensors every trainer's resume state holds: the parameters as "param.<name>" and the
+    optimizer's moments (its param groups go in the JSON part: `optimizer_state_tensors`)."""
+    tensors, _ = optimizer_state_tensors(optimizer)
+    return tensors | {f"param.{name}": value for name, value in params.items()}
+
+
+def load_training_state(model, optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+    """Inverse of `training_state`: the parameters into `model`, the moments into `optimizer`."""
+    params = {k.removeprefix("param."): v for k, v in tensors.items() if k.startswith("param.")}
+    model.load_state_dict(params)
+    load_optimizer_state(optimizer, tensors, groups)
+
+
 def load_optimizer_state(optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
     """Inverse of `optimizer_state_tensors`."""
     state: dict[int, dict] = {}
@@ -218,18 +232,14 @@ class ModularTrainer:
     def resume_tensors(self) -> dict[str, torch.Tensor]:
         # No torch RNG state: training never draws from it after initialisation (which has its
         # own generator; minibatches are a function of seed and step).
-        tensors, _ = optimizer_state_tensors(self.optimizer)
-        return tensors | {f"param.{k}": v for k, v in self.model.params().items()}
+        return training_state(self.model.params(), self.optimizer)
 
     def resume_extra(self) -> dict:
         _, groups = optimizer_state_tensors(self.optimizer)
         return {"param_groups": groups, "early_stop_since": self.early_stop_since}
 
     def load(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
-        self.model.load_state_dict(
-            {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
-        )
-        load_optimizer_state(self.optimizer, tensors, extra["param_groups"])
+        load_training_state(self.model, self.optimizer, tensors, extra["param_groups"])
         self.early_stop_since = extra["early_stop_since"]
 
 

@@ -23,7 +23,7 @@ from alignlab.loop import run_loop
 from alignlab.preference.env import EnvConfig
 from alignlab.preference.model import RewardModel, RMConfig, init_params, n_params
 from alignlab.provenance import code_version, config_hash
-from alignlab.train import load_optimizer_state, optimizer_state_tensors
+from alignlab.train import load_training_state, optimizer_state_tensors, training_state
 
 
 def rm_config(run: dict, env_dict: dict) -> RMConfig:
@@ -128,8 +128,7 @@ class RMTrainer:
         return False
 
     def resume_tensors(self) -> dict[str, torch.Tensor]:
-        tensors, _ = optimizer_state_tensors(self.opt)
-        tensors |= {f"param.{k}": v for k, v in self.model.params().items()}
+        tensors = training_state(self.model.params(), self.opt)
         return tensors | {"batch_rng": self.gen.get_state(), "batch_order": self.order}
 
     def resume_extra(self) -> dict:
@@ -137,9 +136,7 @@ class RMTrainer:
         return {"param_groups": groups, "cursor": self.cursor, "running": self.running}
 
     def load(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
-        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
-        self.model.load_state_dict(params)
-        load_optimizer_state(self.opt, tensors, extra["param_groups"])
+        load_training_state(self.model, self.opt, tensors, extra["param_groups"])
         self.gen.set_state(tensors["batch_rng"])
         self.order, self.cursor = tensors["batch_order"], extra["cursor"]
         self.running = extra["running"]
