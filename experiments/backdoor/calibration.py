@@ -11,7 +11,7 @@ images vs the same images with the backdoor applied.
 MNIST cannot be downloaded here, so the stated analogue is scikit-learn's bundled 8x8 digits
 (1797 images, pixels scaled to [0, 1]), with the same architecture, poison rate, batch size and
 number of optimizer steps. The hooks are the Linear layers' outputs (before the ReLU), as
-cupbearer's `layers.linear_i.output`. Each AUROC's null is the same scores with permuted labels.
+cupbearer's `layers.linear_i.output`.
 """
 
 from __future__ import annotations
@@ -100,14 +100,7 @@ def _acts(model: MLP, x: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v.double().numpy() for k, v in model.activations(torch.tensor(x).float()).items()}
 
 
-def _with_null(name: str, anomalous, clean, perm_seed: int) -> dict[str, float]:
-    pooled = np.concatenate([anomalous, clean])
-    order = np.random.default_rng(perm_seed).permutation(len(pooled))
-    shuffled = pooled[order[: len(anomalous)]], pooled[order[len(anomalous) :]]
-    return {name: det.auroc(anomalous, clean), f"{name}_permuted": det.auroc(*shuffled)}
-
-
-def calibrate(cfg: dict, seed: int, perm_seed: int) -> dict[str, float]:
+def calibrate(cfg: dict, seed: int) -> dict[str, float]:
     """One seed of the calibration: {measure: value}."""
     data = digits_split(cfg["test_frac"], seed)
     x, y, poisoned = poison(data["x_train"], data["y_train"], cfg["p_backdoor"], seed)
@@ -126,31 +119,25 @@ def calibrate(cfg: dict, seed: int, perm_seed: int) -> dict[str, float]:
     }
     for layer in LAYERS:
         score = det.mahalanobis(trusted[layer])
-        values |= _with_null(
-            f"mahalanobis_{layer}",
-            score(acts["bad"][layer]),
-            score(acts["clean"][layer]),
-            perm_seed,
+        values[f"mahalanobis_{layer}"] = det.auroc(
+            score(acts["bad"][layer]), score(acts["clean"][layer])
         )
     train_acts = _acts(model, x)["linear_1"]
     probe = det.linear_probe(train_acts, poisoned.astype(float), seed)
     bad, clean = (probe(acts[k]["linear_1"]) for k in ("bad", "clean"))
-    values |= _with_null("probe_linear_1", bad, clean, perm_seed)
+    values["probe_linear_1"] = det.auroc(bad, clean)
     values["mahalanobis_hidden_min"] = min(
         values["mahalanobis_linear_0"], values["mahalanobis_linear_1"]
-    )
-    values["mahalanobis_hidden_min_permuted"] = min(
-        values["mahalanobis_linear_0_permuted"], values["mahalanobis_linear_1_permuted"]
     )
     return values
 
 
-def run_calibration(cfg: dict, perm_seed: int, out) -> None:
+def run_calibration(cfg: dict, out) -> None:
     """Every seed -> calibration.parquet [seed, measure, value]."""
     rows = [
         {"seed": seed, "measure": measure, "value": value}
         for seed in cfg["seeds"]
-        for measure, value in calibrate(cfg, seed, perm_seed).items()
+        for measure, value in calibrate(cfg, seed).items()
     ]
     frame = pd.DataFrame(rows)
     frame.to_parquet(out, index=False)

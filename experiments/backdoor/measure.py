@@ -12,9 +12,9 @@ given some of them and tested on one it never saw):
 
 Per checkpoint (rows [step, measure, component, value]): each detector's AUROC of trigger vs
 clean and of benign vs clean; Mahalanobis at each hook and at the best hook, chosen on one half of
-the held-out pairs and scored on the other (a statistic chosen from data is tested on other data),
-with the same scores under permuted labels as its null; the held-out-trigger probe; the filters'
-recovered shares. At the final checkpoint also bootstrap intervals and the per-input scores.
+the held-out pairs and scored on the other (a statistic chosen from data is tested on other data);
+the held-out-trigger probe; the mechanistic score; the filters' recovered shares. At the final
+checkpoint also bootstrap intervals and the per-input scores.
 """
 
 from __future__ import annotations
@@ -54,8 +54,13 @@ class AuditSets:
     known: dict[int, Inputs]  # trigger token -> the trusted pairs in that context (probe)
 
     @property
+    def trusted_mask(self) -> np.ndarray:
+        """Training inputs in an ordinary context: the trusted clean data."""
+        return self.train.kind == KINDS.index("ordinary")
+
+    @property
     def trusted(self) -> Inputs:
-        return self.train.subset(self.train.kind == KINDS.index("ordinary"))
+        return self.train.subset(self.trusted_mask)
 
     @property
     def select_half(self) -> np.ndarray:
@@ -92,11 +97,10 @@ def _activations(model: BackdoorTransformer, sets: AuditSets) -> dict[str, dict[
     return out
 
 
-def _mahalanobis(acts, sets: AuditSets, perm_seed: int) -> tuple[list[dict], dict]:
+def _mahalanobis(acts, sets: AuditSets) -> tuple[list[dict], dict]:
     rows, scores = [], {}
-    trusted = sets.train.kind == KINDS.index("ordinary")
     for hook in HOOKS:
-        score = det.mahalanobis(acts["train"][hook][trusted])
+        score = det.mahalanobis(acts["train"][hook][sets.trusted_mask])
         scores[hook] = {kind: score(acts[kind][hook]) for kind in ("clean", "trigger", "benign")}
         for against in ("trigger", "benign"):
             value = det.auroc(scores[hook][against], scores[hook]["clean"])
@@ -106,13 +110,9 @@ def _mahalanobis(acts, sets: AuditSets, perm_seed: int) -> tuple[list[dict], dic
     pick, rest = sets.select_half, ~sets.select_half
     best = max(HOOKS, key=lambda h: det.auroc(scores[h]["trigger"][pick], scores[h]["clean"][pick]))
     held = {kind: s[rest] for kind, s in scores[best].items()}
-    pooled = np.concatenate([held["trigger"], held["clean"]])
-    shuffled = np.random.default_rng(perm_seed).permutation(len(pooled))
-    n = len(held["trigger"])
     best_rows = {
         "mahalanobis_best_auroc_trigger": det.auroc(held["trigger"], held["clean"]),
         "mahalanobis_best_auroc_benign": det.auroc(held["benign"], held["clean"]),
-        "mahalanobis_best_auroc_permuted": det.auroc(pooled[shuffled[:n]], pooled[shuffled[n:]]),
         "mahalanobis_best_hook": float(HOOKS.index(best)),
     }
     rows += [{"measure": m, "component": best, "value": v} for m, v in best_rows.items()]
@@ -125,7 +125,7 @@ def _probe(acts, sets: AuditSets) -> tuple[list[dict], dict]:
     standardised by each fold's clean scores; each trigger input has the one score of the probe
     that never saw its trigger, each clean or benign input the mean of the folds' scores (so every
     input counts once in the AUROC and its bootstrap)."""
-    trusted = acts["train"][PROBE_HOOK][sets.train.kind == KINDS.index("ordinary")]
+    trusted = acts["train"][PROBE_HOOK][sets.trusted_mask]
     triggers = sets.held_out["trigger"].tokens[:, 0].numpy()
     pooled = {"trigger": [], "clean": [], "benign": []}
     for token in sets.known:
@@ -179,7 +179,7 @@ def _filters(acts, sets: AuditSets) -> list[dict]:
 def _mechanistic(acts, sets: AuditSets, threshold: float) -> tuple[list[dict], dict]:
     p = sets.task.p
     trusted = sets.trusted
-    logits = acts["train"]["logits"][sets.train.kind == KINDS.index("ordinary")]
+    logits = acts["train"]["logits"][sets.trusted_mask]
     keys = det.key_frequencies(
         det.fourier_shares(logits, (trusted.a + trusted.b) % p, p), threshold
     )
@@ -200,7 +200,7 @@ def checkpoint_measures(model, sets: AuditSets, analysis: dict) -> tuple[list[di
     """Rows [measure, component, value] of one checkpoint, and the per-input scores
     {detector: {kind: scores}} the histograms and intervals use."""
     acts = _activations(model, sets)
-    rows, scores = _mahalanobis(acts, sets, analysis["perm_seed"])
+    rows, scores = _mahalanobis(acts, sets)
     for part in (_probe(acts, sets), _mechanistic(acts, sets, analysis["key_freq_threshold"])):
         rows += part[0]
         scores |= part[1]

@@ -73,7 +73,6 @@ rule backdoor_calibration:
         mem_mb=1000,
     params:
         calibration=BD["calibration"],
-        perm_seed=BD["analysis"]["perm_seed"],
         code=code("experiments.backdoor.calibration"),
     script:
         "scripts/calibration.py"

@@ -18,7 +18,6 @@ from alignlab import results
 AUDIT_VALUES = (
     "mahalanobis_best_auroc_trigger",
     "mahalanobis_best_auroc_benign",
-    "mahalanobis_best_auroc_permuted",
     "probe_auroc_trigger",
     "probe_auroc_benign",
     "mechanistic_auroc_trigger",

@@ -4,4 +4,4 @@ from experiments.backdoor.calibration import run_calibration
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    run_calibration(sm.params.calibration, sm.params.perm_seed, sm.output[0])
+    run_calibration(sm.params.calibration, sm.output[0])
