@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 
 import torch
@@ -18,6 +20,33 @@ def configure_torch(threads: int) -> None:
     torch.set_flush_denormal(True)
     # torch.compile's worker pool would otherwise take every core while the other job trains.
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    keep_freed_memory()
+
+
+# glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on 64-bit.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX = -1, -3, 32 * 2**20
+_TRIM_THRESHOLD = 2**30
+
+
+def keep_freed_memory() -> bool:
+    """Keep freed memory in the process instead of handing it back to the OS (glibc only).
+
+    A training step allocates and frees the same few MB-sized activations every step (every row
+    chunk). By default glibc serves them by mmap or trims them from the heap's top once freed, so
+    each step faults their pages in afresh: 2,362 minor page faults per step of the published
+    model, about 5 ms of ~48 (measured 2026-12-02, one thread; 25 faults per step after this).
+    Blocks up to 32 MiB now come from the heap and up to 1 GiB of freed memory stays mapped; the
+    jobs peak near 1 GB anyway. Returns whether the allocator accepted both settings; elsewhere
+    (macOS, musl) it is a no-op.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+        and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    )
 
 
 def resolve_device(device: str) -> torch.device:
