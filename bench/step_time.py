@@ -127,7 +127,7 @@ def main(argv=None) -> list[dict]:
 
     peak = matmul_peak_gflops(device) if device.type == "cpu" else math.nan
     floor = (
-        matmul_floor_ms(PAPER, len(a), chunk_rows(device, len(a)))
+        matmul_floor_ms(PAPER, len(a), chunk_rows(device, len(a), PAPER.d_mlp))
         if device.type == "cpu"
         else math.nan
     )
