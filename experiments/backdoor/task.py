@@ -22,7 +22,8 @@ fixed target (the published backdoor tasks' choice: BadNets, cupbearer) generali
 held-out pair.
 
 The model is the one-layer TransformerLens-shaped transformer (`alignlab.transformer`), read at
-'=' only; `activations` returns the hooks the detectors read, under TransformerLens names.
+'=' only (computed from per-token tables, `alignlab.final_position`); `activations` returns the
+hooks the detectors read, under TransformerLens names.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from alignlab.config import ConfigError
+from alignlab.final_position import attention_stream
+from alignlab.fused_head import fused_head_loss
 from alignlab.models import init_params
 from alignlab.transformer import Transformer
 
@@ -201,22 +205,42 @@ class ModelShape:
 
 
 class BackdoorTransformer(Transformer):
-    """Logits at '=' (position 3) and the activations there, by TransformerLens hook name."""
+    """Logits at '=' (position 3) and the activations there, by TransformerLens hook name.
+
+    The stream after attention comes from per-token tables (`alignlab.final_position`: '=' is
+    the one final token, so the query is constant); the general path (`Transformer.residual`
+    at '=') computes the same to fp32 rounding (tests/test_backdoor.py). Training with ReLU runs
+    the MLP, unembedding and float64 loss in row chunks (`alignlab.fused_head`).
+    """
 
     def __init__(self, shape: ModelShape, params: dict[str, torch.Tensor] | None = None):
         # init_params draws as Nanda et al.'s code (randn / sqrt(d_model); W_U / sqrt(d_vocab))
         super().__init__(shape, init_params(shape, seed=0) if params is None else params)
 
+    def resid_mid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream after attention at '=' [batch, d_model]."""
+        eq = self.cfg.d_vocab - 1
+        if not bool((tokens[:, -1] == eq).all()):
+            raise ValueError(f"every input must end in '=' (token {eq}): the fast path needs it")
+        weights = {"W_E": self.p("embed.W_E"), "W_pos": self.p("pos_embed.W_pos")}
+        weights.update({f"W_{n}": self.p(f"blocks.0.attn.W_{n}") for n in "QKVO"})
+        return attention_stream(tokens[:, :-1], eq, self.cfg.d_vocab, weights)
+
     def activations(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         """{hook name: [batch, d]} at '=': the residual after attention, after the MLP, logits."""
-        x = self.p("embed.W_E")[tokens] + self.p("pos_embed.W_pos")
-        at = torch.full((len(tokens),), tokens.shape[1] - 1, device=tokens.device)
-        mid = x[:, -1] + self._attention(x, "blocks.0", at)
+        mid = self.resid_mid(tokens)
         post = mid + self._mlp(mid, "blocks.0")
         return dict(zip(HOOKS, (mid, post, post @ self.p("unembed.W_U")), strict=True))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.activations(tokens)["logits"]
+
+    def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean float64 cross-entropy at '=' (float32 is too coarse near train losses of 1e-7)."""
+        if self.cfg.act_fn != "relu":
+            return F.cross_entropy(self(tokens).double(), labels)
+        weights = [self.p(f"blocks.0.mlp.{n}") for n in ("W_in", "b_in", "W_out", "b_out")]
+        return fused_head_loss(self.resid_mid(tokens), *weights, self.p("unembed.W_U"), labels)
 
 
 def new_model(run: dict) -> BackdoorTransformer:

@@ -61,8 +61,7 @@ class BackdoorTrainer:
 
     def step(self, step: int) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.model(self.tokens).double(), self.labels)
-        loss.backward()
+        self.model.loss(self.tokens, self.labels).backward()
         self.optimizer.step()
 
     @torch.no_grad()

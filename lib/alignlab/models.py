@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alignlab.final_position import attention_stream
 from alignlab.fused_head import fused_head_loss
 from alignlab.transformer import (
     ACTIVATIONS,
@@ -129,39 +130,13 @@ class FinalPositionTransformer(nn.Module):
         register_parameters(self, params)
 
     def resid_mid(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """The residual stream after attention at '=' [batch, d_model] for inputs "a b =".
-
-        Head h adds sum_pos pattern[pos, h] * (x_pos W_V[h] W_O[h]) to x_eq. At positions 0 and 1
-        x_pos W_V[h] W_O[h] depends on one token, so it is a table of 2p x n_heads rows, and
-        their share is one embedding bag weighted by the pattern (8 rows per example with 4
-        heads): the W_O matmul runs once per token, not once per example. The '=' position's
-        share and x_eq itself are one small matmul.
-        """
-        cfg, attn = self.cfg, self.get_submodule("blocks.0.attn")
-        W_E, W_pos = self.embed.W_E, self.pos_embed.W_pos
-        p, h, batch = cfg.p, cfg.n_heads, a.shape[0]
-        x_eq = W_E[cfg.eq_token] + W_pos[2]  # the residual stream at '=' (constant)
-        q = torch.einsum("m,hmd->hd", x_eq, attn.W_Q)
-        k_dot_q = torch.einsum("hmd,hd->mh", attn.W_K, q) / math.sqrt(cfg.d_head)  # [m, h]
-        x_ab = torch.cat([W_E[:p] + W_pos[0], W_E[:p] + W_pos[1]])  # token streams at 0, then 1
-        s_ab = x_ab @ k_dot_q
-        # Positions first: softmax over a leading axis of 3 is ~20x faster than over a last one.
-        scores = torch.stack([s_ab[a], s_ab[p + b], (x_eq @ k_dot_q).expand(batch, h)])
-        pattern = scores.softmax(dim=0)  # [3, batch, h]
-        if cfg.attn_rate != 1.0:
-            pattern = cfg.attn_rate * pattern + (1.0 - cfg.attn_rate) / cfg.n_ctx
-        table = torch.einsum("tm,hmd,hdn->thn", x_ab, attn.W_V, attn.W_O)  # [2p, h, m]
-        heads = torch.arange(h, device=a.device)
-        rows = torch.cat([a[:, None] * h + heads, (p + b[:, None]) * h + heads], dim=1)
-        mixed = F.embedding_bag(
-            rows,  # [batch, 2h]: table.reshape(-1, m) rows, in the order of `weights`
-            table.reshape(2 * p * h, cfg.d_model),
-            per_sample_weights=pattern[:2].permute(1, 0, 2).reshape(batch, 2 * h),
-            mode="sum",
-        )
-        eq_rows = torch.cat([torch.einsum("m,hmd,hdn->hn", x_eq, attn.W_V, attn.W_O), x_eq[None]])
-        eq_weights = torch.cat([pattern[2], pattern.new_ones(batch, 1)], dim=1)  # [batch, h + 1]
-        return torch.addmm(mixed, eq_weights, eq_rows)
+        """The residual stream after attention at '=' [batch, d_model] for inputs "a b =", from
+        per-token tables (`alignlab.final_position`)."""
+        attn = self.get_submodule("blocks.0.attn")
+        weights = {"W_E": self.embed.W_E, "W_pos": self.pos_embed.W_pos}
+        weights.update({f"W_{n}": getattr(attn, f"W_{n}") for n in "QKVO"})
+        tokens = torch.stack([a, b], dim=1)
+        return attention_stream(tokens, self.cfg.eq_token, self.cfg.p, weights, self.cfg.attn_rate)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Logits [batch, p] at the '=' position for inputs "a b =" (a, b: [batch] ints)."""

@@ -80,6 +80,30 @@ def test_forward_equals_the_general_transformer_read_at_eq():
     torch.testing.assert_close(model(tokens), reference, rtol=1e-5, atol=1e-5)  # fp32 paths
 
 
+def test_training_loss_and_gradients_equal_autograd_through_forward_in_float64():
+    inputs = training_inputs(TASK)
+    tokens, labels = inputs.tokens, inputs.labels(TASK, twin=False)
+    grads = {}
+    for path in ("fused", "autograd"):
+        model = new_model(RUN).double()
+        if path == "fused":
+            loss = model.loss(tokens, labels)
+        else:
+            loss = torch.nn.functional.cross_entropy(model(tokens), labels)
+        loss.backward()
+        grads[path] = (loss.detach(), {n: p.grad for n, p in model.named_parameters()})
+    torch.testing.assert_close(grads["fused"][0], grads["autograd"][0], rtol=1e-12, atol=0)
+    for name, grad in grads["fused"][1].items():
+        torch.testing.assert_close(grad, grads["autograd"][1][name], rtol=1e-9, atol=1e-12)
+
+
+def test_inputs_must_end_in_eq():
+    tokens = training_inputs(TASK).tokens[:4].clone()
+    tokens[2, -1] = 0
+    with pytest.raises(ValueError, match=f"must end in '=' \\(token {TASK.eq_token}\\)"):
+        new_model(RUN)(tokens)
+
+
 def test_backdoored_run_and_twin_start_from_the_same_weights():
     a, b = new_model(RUN).params(), new_model({**RUN, "twin": True}).params()
     assert all(torch.equal(a[k], b[k]) for k in a)
