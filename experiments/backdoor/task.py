@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from alignlab.config import ConfigError
-from alignlab.final_position import attention_stream
+from alignlab.final_position import attention_stream, training_bag
 from alignlab.fused_head import fused_head_loss
 from alignlab.models import init_params
 from alignlab.transformer import Transformer
@@ -217,14 +217,19 @@ class BackdoorTransformer(Transformer):
         # init_params draws as Nanda et al.'s code (randn / sqrt(d_model); W_U / sqrt(d_vocab))
         super().__init__(shape, init_params(shape, seed=0) if params is None else params)
 
-    def resid_mid(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The residual stream after attention at '=' [batch, d_model]."""
+    def resid_mid(self, tokens: torch.Tensor, training: bool = False) -> torch.Tensor:
+        """The residual stream after attention at '=' [batch, d_model]; `training`: `tokens` is
+        the full batch that comes back every step, so its bag layout is built once (CPU)."""
         eq = self.cfg.d_vocab - 1
         if not bool((tokens[:, -1] == eq).all()):
             raise ValueError(f"every input must end in '=' (token {eq}): the fast path needs it")
         weights = {"W_E": self.p("embed.W_E"), "W_pos": self.p("pos_embed.W_pos")}
         weights.update({f"W_{n}": self.p(f"blocks.0.attn.W_{n}") for n in "QKVO"})
-        return attention_stream(tokens[:, :-1], eq, self.cfg.d_vocab, weights)
+        before, cfg = tokens[:, :-1], self.cfg
+        bag = None
+        if training and tokens.device.type == "cpu":
+            bag = training_bag(self, (tokens,), before, cfg.d_vocab, cfg.n_heads)
+        return attention_stream(before, eq, cfg.d_vocab, weights, bag=bag)
 
     def activations(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         """{hook name: [batch, d]} at '=': the residual after attention, after the MLP, logits."""
@@ -240,7 +245,8 @@ class BackdoorTransformer(Transformer):
         if self.cfg.act_fn != "relu":
             return F.cross_entropy(self(tokens).double(), labels)
         weights = [self.p(f"blocks.0.mlp.{n}") for n in ("W_in", "b_in", "W_out", "b_out")]
-        return fused_head_loss(self.resid_mid(tokens), *weights, self.p("unembed.W_U"), labels)
+        mid = self.resid_mid(tokens, training=True)
+        return fused_head_loss(mid, *weights, self.p("unembed.W_U"), labels)
 
 
 def new_model(run: dict) -> BackdoorTransformer:

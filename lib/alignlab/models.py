@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alignlab.final_position import attention_stream
+from alignlab.final_position import attention_stream, training_bag
 from alignlab.fused_head import fused_head_loss
 from alignlab.transformer import (
     ACTIVATIONS,
@@ -129,14 +129,18 @@ class FinalPositionTransformer(nn.Module):
         check_params(cfg, params)
         register_parameters(self, params)
 
-    def resid_mid(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def resid_mid(self, a: torch.Tensor, b: torch.Tensor, training: bool = False) -> torch.Tensor:
         """The residual stream after attention at '=' [batch, d_model] for inputs "a b =", from
-        per-token tables (`alignlab.final_position`)."""
-        attn = self.get_submodule("blocks.0.attn")
+        per-token tables (`alignlab.final_position`); `training`: (a, b) is the full batch that
+        comes back every step, so its bag layout is built once (CPU)."""
+        attn, cfg = self.get_submodule("blocks.0.attn"), self.cfg
         weights = {"W_E": self.embed.W_E, "W_pos": self.pos_embed.W_pos}
         weights.update({f"W_{n}": getattr(attn, f"W_{n}") for n in "QKVO"})
         tokens = torch.stack([a, b], dim=1)
-        return attention_stream(tokens, self.cfg.eq_token, self.cfg.p, weights, self.cfg.attn_rate)
+        bag = None
+        if training and a.device.type == "cpu":
+            bag = training_bag(self, (a, b), tokens, cfg.p, cfg.n_heads)
+        return attention_stream(tokens, cfg.eq_token, cfg.p, weights, cfg.attn_rate, bag)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Logits [batch, p] at the '=' position for inputs "a b =" (a, b: [batch] ints)."""
@@ -152,7 +156,9 @@ class FinalPositionTransformer(nn.Module):
             return final_position_loss(self(a, b), labels)
         mlp = self.get_submodule("blocks.0.mlp")
         return fused_head_loss(
-            self.resid_mid(a, b), mlp.W_in, mlp.b_in, mlp.W_out, mlp.b_out, self.unembed.W_U, labels
+            self.resid_mid(a, b, training=True),
+            *(mlp.W_in, mlp.b_in, mlp.W_out, mlp.b_out, self.unembed.W_U),
+            labels,
         )
 
     def params(self) -> dict[str, torch.Tensor]:
