@@ -86,16 +86,24 @@ def mahalanobis(trusted: np.ndarray, ridge: float = RIDGE):
     return score
 
 
-def spectral_scores(reps: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per example: squared projection of its class-centred representation on the class's top
-    right singular vector."""
-    reps = np.asarray(reps, float)
-    scores = np.zeros(len(reps))
+def class_components(reps: np.ndarray, labels: np.ndarray) -> list[tuple]:
+    """Per label class: (its rows, its class-centred representations, their top CLUSTER_DIMS
+    right singular vectors). Both filters below start from it; computing it once per checkpoint
+    halves the audit's SVDs."""
+    reps, out = np.asarray(reps, float), []
     for label in np.unique(labels):
-        rows = labels == label
+        rows = np.flatnonzero(labels == label)
         centred = reps[rows] - reps[rows].mean(0)
-        top = np.linalg.svd(centred, full_matrices=False)[2][0]
-        scores[rows] = (centred @ top) ** 2
+        out.append((rows, centred, np.linalg.svd(centred, full_matrices=False)[2][:CLUSTER_DIMS]))
+    return out
+
+
+def spectral_scores(reps: np.ndarray, labels: np.ndarray, components=None) -> np.ndarray:
+    """Per example: squared projection of its class-centred representation on the class's top
+    right singular vector (`components`: `class_components(reps, labels)`, if already made)."""
+    scores = np.zeros(len(reps))
+    for rows, centred, basis in components or class_components(reps, labels):
+        scores[rows] = (centred @ basis[0]) ** 2
     return scores
 
 
@@ -126,17 +134,14 @@ def spectral_capacity(labels, poisoned: np.ndarray, eps: float) -> tuple[float, 
     return most / poisoned.sum(), chance / poisoned.sum()
 
 
-def cluster_flags(reps: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def cluster_flags(reps: np.ndarray, labels: np.ndarray, components=None) -> np.ndarray:
     """Chen et al.'s activation clustering: per class, the top principal components, 2-means
     (scipy's, started from the split by the first component's sign, so it is deterministic);
     the smaller cluster is flagged if it holds at most CLUSTER_MAX_SHARE of the class.
     (scikit-learn's PCA + KMeans cost 50 ms per class here, 30x scipy's: 59 classes at every
-    checkpoint.)"""
-    reps, flags = np.asarray(reps, float), np.zeros(len(labels), bool)
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        centred = reps[rows] - reps[rows].mean(0)
-        basis = np.linalg.svd(centred, full_matrices=False)[2][:CLUSTER_DIMS]
+    checkpoint.) `components`: `class_components(reps, labels)`, if already made."""
+    flags = np.zeros(len(labels), bool)
+    for rows, centred, basis in components or class_components(reps, labels):
         reduced = centred @ basis.T
         side = reduced[:, 0] >= 0
         if side.all() or not side.any():

@@ -160,9 +160,10 @@ def _probe(acts, sets: AuditSets) -> tuple[list[dict], dict]:
 def _filters(acts, sets: AuditSets) -> list[dict]:
     reps = acts["train"][FILTER_HOOK]
     poisoned = sets.train.kind == KINDS.index("trigger")
-    spectral_scores = det.spectral_scores(reps, sets.train_labels)
+    components = det.class_components(reps, sets.train_labels)
+    spectral_scores = det.spectral_scores(reps, sets.train_labels, components)
     spectral = det.spectral_flags(spectral_scores, sets.train_labels, sets.task.trigger_share)
-    clusters = det.cluster_flags(reps, sets.train_labels)
+    clusters = det.cluster_flags(reps, sets.train_labels, components)
     spectral_auroc = det.auroc(spectral_scores[poisoned], spectral_scores[~poisoned])
     cap, chance = det.spectral_capacity(sets.train_labels, poisoned, sets.task.trigger_share)
     return [
