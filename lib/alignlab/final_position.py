@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-
 # torch marks its sparse CSR tensors beta and says so once per process; the one product used
 # here is tested against the embedding bag's own backward (tests/test_final_position.py).
 warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
