@@ -41,6 +41,7 @@ class TokenBag:
     offset2bag: torch.Tensor  # [batch * k]: the example of each entry
     order: torch.Tensor  # entries sorted by table row (stable)
     crow: torch.Tensor  # [n_rows + 1] CSR row pointers of the transpose
+    columns: torch.Tensor  # [batch * k] CSR column (example) of each sorted entry
     n_rows: int
 
     @classmethod
@@ -49,12 +50,14 @@ class TokenBag:
         flat = rows.reshape(-1)
         crow = flat.new_zeros(n_rows + 1)
         crow[1:] = torch.bincount(flat, minlength=n_rows).cumsum(0)
+        order = torch.argsort(flat, stable=True)
         return cls(
             rows=flat,
             offsets=torch.arange(0, batch * k, k, device=rows.device),
             offset2bag=torch.arange(batch, device=rows.device).repeat_interleave(k),
-            order=torch.argsort(flat, stable=True),
+            order=order,
             crow=crow,
+            columns=order // k,
             n_rows=n_rows,
         )
 
@@ -77,7 +80,7 @@ class _PatternBag(torch.autograd.Function):
         bag, batch = ctx.bag, grad.shape[0]
         mixing_t = torch.sparse_csr_tensor(
             bag.crow,
-            bag.order // weights.shape[1],  # each entry's example
+            bag.columns,
             weights.reshape(-1)[bag.order],
             (bag.n_rows, batch),
             check_invariants=False,  # built by TokenBag.of: sorted, in range
@@ -89,8 +92,12 @@ class _PatternBag(torch.autograd.Function):
 
 
 def training_bag(
-    owner: object, inputs: tuple[torch.Tensor, ...], tokens, n_tokens: int, n_heads: int
-):
+    owner: object,
+    inputs: tuple[torch.Tensor, ...],
+    tokens: torch.Tensor,
+    n_tokens: int,
+    n_heads: int,
+) -> TokenBag:
     """The bag layout of `tokens` ([batch, n - 1], made from `inputs`), remembered on `owner` (a
     model) while the same, unmodified `inputs` tensors come back: a training run's full batch."""
     cached = getattr(owner, "_token_bag", None)
