@@ -25,15 +25,19 @@ _FIELD = re.compile(r"\s+(input|output|jobid|wildcards): (.*)")
 
 
 def find_log(scale: str, log_dir: Path = LOG_DIR) -> Path | None:
-    """The newest log of a complete run of the whole DAG at `scale` (no `only=` subset)."""
+    """The newest log of a complete run of the whole DAG at `scale` (no `only=` subset) that ran
+    at least half as many jobs as the largest such run: a rerun that rebuilt a few jobs (a
+    figure, the numbers) is complete too, but says nothing of where the scale's time goes."""
+    complete = []  # (path, jobs), newest first
     for path in sorted(log_dir.glob("*.snakemake.log"), reverse=True):
         text = path.read_text(errors="replace")
         found = re.search(r"Command: (.*)", text)
         command = found.group(1) if found else ""
-        whole_dag = f"scale={scale}" in command and "only=" not in command
-        if whole_dag and "steps (100%) done" in text:
-            return path
-    return None
+        done = re.search(r"(\d+) of \1 steps \(100%\) done", text)
+        if f"scale={scale}" in command and "only=" not in command and done:
+            complete.append((path, int(done.group(1))))
+    most = max((jobs for _, jobs in complete), default=0)
+    return next((path for path, jobs in complete if 2 * jobs >= most), None)
 
 
 def _experiment(rule: str, wildcards: dict) -> str:

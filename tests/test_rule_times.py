@@ -75,3 +75,17 @@ def test_jobs_experiments_busy_share_and_critical_path(tmp_path):
     assert s["critical_path_s"] == 72.0
     path_rules = jobs.reset_index().loc[s["critical_path"], "rule"].tolist()
     assert path_rules == ["modular_dataset", "modular_train", "grokking_measures"]
+
+
+def test_a_rerun_of_a_few_jobs_is_not_taken_for_the_scale(tmp_path):
+    rule_times = _module()
+    whole = tmp_path / "2026-12-01T100000.000000.snakemake.log"
+    whole.write_text(LOG)
+    rerun = tmp_path / "2026-12-01T120000.000000.snakemake.log"  # newer: rebuilt 1 of 4 jobs
+    rerun.write_text(
+        LOG.split("[Tue Dec  1 10:01:12 2026]\nlocalrule all")[0] + "1 of 1 steps (100%) done\n"
+    )
+    assert rule_times.find_log("laptop", tmp_path) == whole
+    again = tmp_path / "2026-12-01T130000.000000.snakemake.log"  # newer and whole: it wins
+    again.write_text(LOG)
+    assert rule_times.find_log("laptop", tmp_path) == again
