@@ -226,9 +226,7 @@ class BackdoorTransformer(Transformer):
         weights = {"W_E": self.p("embed.W_E"), "W_pos": self.p("pos_embed.W_pos")}
         weights.update({f"W_{n}": self.p(f"blocks.0.attn.W_{n}") for n in "QKVO"})
         before, cfg = tokens[:, :-1], self.cfg
-        bag = None
-        if training and tokens.device.type == "cpu":
-            bag = training_bag(self, (tokens,), before, cfg.d_vocab, cfg.n_heads)
+        bag = training_bag(self, (tokens,), before, cfg.d_vocab, cfg.n_heads) if training else None
         return attention_stream(before, eq, cfg.d_vocab, weights, bag=bag)
 
     def activations(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:

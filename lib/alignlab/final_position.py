@@ -97,9 +97,12 @@ def training_bag(
     tokens: torch.Tensor,
     n_tokens: int,
     n_heads: int,
-) -> TokenBag:
+) -> TokenBag | None:
     """The bag layout of `tokens` ([batch, n - 1], made from `inputs`), remembered on `owner` (a
-    model) while the same, unmodified `inputs` tensors come back: a training run's full batch."""
+    model) while the same, unmodified `inputs` tensors come back: a training run's full batch.
+    None off the CPU, where the sparse backward was not measured: the embedding bag serves."""
+    if tokens.device.type != "cpu":
+        return None
     cached = getattr(owner, "_token_bag", None)
     if cached is not None and _same_tensors(cached[0], inputs):
         return cached[1]

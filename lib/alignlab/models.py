@@ -137,9 +137,7 @@ class FinalPositionTransformer(nn.Module):
         weights = {"W_E": self.embed.W_E, "W_pos": self.pos_embed.W_pos}
         weights.update({f"W_{n}": getattr(attn, f"W_{n}") for n in "QKVO"})
         tokens = torch.stack([a, b], dim=1)
-        bag = None
-        if training and a.device.type == "cpu":
-            bag = training_bag(self, (a, b), tokens, cfg.p, cfg.n_heads)
+        bag = training_bag(self, (a, b), tokens, cfg.p, cfg.n_heads) if training else None
         return attention_stream(tokens, cfg.eq_token, cfg.p, weights, cfg.attn_rate, bag)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ def keep_freed_memory() -> bool:
     A training step allocates and frees the same few MB-sized activations every step (every row
     chunk). By default glibc serves them by mmap or trims them from the heap's top once freed, so
     each step faults their pages in afresh: 2,362 minor page faults per step of the published
-    model, about 5 ms of ~48 (measured 2026-12-02, one thread; 25 faults per step after this).
+    model, about 5 ms of ~48 (measured 2026-12-02, one thread; 0.05 per step after this).
     Blocks up to 32 MiB now come from the heap and up to 1 GiB of freed memory stays mapped; the
     jobs peak near 1 GB anyway. Returns whether the allocator accepted both settings; elsewhere
     (macOS, musl) it is a no-op.
