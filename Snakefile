@@ -27,6 +27,20 @@ check_dag_config(
 )
 SCALE = config.get("scale", "laptop")
 ONLY = [name for name in str(config.get("only", "")).split(",") if name]
+# experiment name -> the experiments whose outputs it reads (and whose paper sections its own
+# cites): `only=` builds those too, so the one-experiment paper has every section it refers to.
+READS = {}
+
+
+def selected(name):
+    """Whether the experiment is built: all of them, or those named by only= and what they read."""
+    wanted, todo = set(), list(ONLY)
+    while todo:
+        current = todo.pop()
+        if current not in wanted:
+            wanted.add(current)
+            todo += READS.get(current, [])
+    return not ONLY or name in wanted
 
 
 def code(module):
@@ -42,22 +56,24 @@ TARGETS = {}  # experiment name -> list of final outputs
 # runs the shared dataset and train rules make for it (lib/alignlab/workflow/modular.smk).
 MODULAR = {}
 # Experiments whose outputs others read (their rules files define the names the others use).
-UPSTREAM = ["grokking"]
+# circuits reads grokking's; circuit_discovery reads both. Included in this order, first.
+UPSTREAM = ["grokking", "circuits"]
 
 
 rule all:
     default_target: True
     input:
-        lambda wc: [
-            path for name, paths in TARGETS.items() if not ONLY or name in ONLY for path in paths
-        ],
+        lambda wc: [path for name, paths in TARGETS.items() if selected(name) for path in paths],
         lambda wc: PAPER_TARGETS,
     localrule: True
 
 
 for rules_file in sorted(
     (ROOT / "experiments").glob("*/rules.smk"),
-    key=lambda path: (path.parent.name not in UPSTREAM, path.parent.name),
+    key=lambda path: (
+        UPSTREAM.index(path.parent.name) if path.parent.name in UPSTREAM else len(UPSTREAM),
+        path.parent.name,
+    ),
 ):
 
     include: rules_file

@@ -12,7 +12,7 @@ PAPER_EXPERIMENTS = reading_order(
     [
         name
         for name in TARGETS
-        if (ROOT / "experiments" / name / "markers.yaml").exists() and (not ONLY or name in ONLY)
+        if (ROOT / "experiments" / name / "markers.yaml").exists() and selected(name)
     ],
 )
 PAPER_OUT = f"results/paper/{SCALE}"

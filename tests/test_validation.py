@@ -162,10 +162,13 @@ def test_snakemake_refuses_config_typos_before_any_job(tmp_path, args, says):
 
 def _rules_runs(experiment: str, block: dict) -> dict:
     """The runs as each rules.smk expands them (independently of the schemas' x-runs)."""
+    from experiments.circuit_discovery.summary import zoo_runs
     from experiments.reward.runs import expand_ensemble
     from experiments.reward.runs import expand_runs as reward_runs
     from experiments.scaling.sweeps import expand_sweeps
 
+    if experiment == "circuit_discovery":
+        return zoo_runs(block)
     if experiment == "scaling":
         return expand_sweeps(block)
     if experiment == "llc":

@@ -196,7 +196,8 @@ def final_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], int, dict]
 
 def other_seed_measures(run_dirs, key_freq_paths, seeds, threshold: float):
     """Final-checkpoint circuit measures of the other seeds' grokking runs (each with its own key
-    frequencies), so the trained-model markers rest on every seed: (measure frames, run rows)."""
+    frequencies) and their per-neuron, per-singular-value and per-frequency rows, so the
+    trained-model markers rest on every seed: (measure frames, run rows)."""
     frames, runs = [], []
     for run_dir, key_path, seed in zip(run_dirs, key_freq_paths, seeds, strict=True):
         run_id = Path(run_dir).name
@@ -204,8 +205,9 @@ def other_seed_measures(run_dirs, key_freq_paths, seeds, threshold: float):
         params, step, model = final_checkpoint(run_dir)
         cfg = ModelConfig(**model)
         stacked = {name: value[None] for name, value in params.items()}
-        measures, _ = stack_measures([step], stacked, cfg, key_freqs, threshold)
-        frames.append(_long(run_id, [step], measures))
+        measures, last = stack_measures([step], stacked, cfg, key_freqs, threshold)
+        # per-neuron rows too: experiments/circuit_discovery compares every seed's neurons
+        frames += [_long(run_id, [step], measures), _unit_rows(run_id, step, last)]
         runs.append(_model_rows(run_id, "trained", int(seed), cfg, run_id) | {"canonical": False})
         runs[-1]["key_freqs"] = ", ".join(map(str, key_freqs))
     return frames, runs

@@ -29,6 +29,7 @@ CIRC_OTHER = {
     "seeds": [CIRC_GROK_RUNS[rid]["seed"] for rid in CIRC_OTHER_IDS],
 }
 CIRC_OUT = f"results/circuits/{SCALE}"
+READS["circuits"] = ["grokking"]
 CIRC_FIGS = "paper/figures/circuits"
 CIRC_FIGURES = ["neurons", "heads", "logits", "ablations", "controls"]
 

@@ -66,6 +66,8 @@ def bridge_config(cfg, dtype: torch.dtype = torch.float32) -> TransformerBridgeC
         normalization_type="LN" if cfg.normalization == "LN" else None,
         positional_embedding_type="standard",
         attn_only=False,
+        # tracr-style compiled models (experiments/circuit_discovery) attend both ways
+        attention_dir=getattr(cfg, "attention_dir", "causal"),
         seed=0,
         dtype=dtype,
     )

@@ -1,0 +1,136 @@
+"""Collect the zoo and over-training tables; the markers' values per run; the paper's numbers.
+
+A run of the markers is one (task, model, seed): model "compiled" (role canonical) or "random"
+(the random-weight null, role null). Its values are the AUC of every method under every ablation
+(`acdc_zero`, `eap_resample`, ...), EAP's gap to ACDC under zero ablation and the same gap with
+EAP's scores shuffled (the null of that gap), and the compiled model's checks (controls).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alignlab.results import write_markers, write_numbers
+
+MODELS = ("compiled", "random")
+
+
+def run_id(task: str, model: str, seed: int) -> str:
+    return f"{task}-{model}-seed{int(seed)}"
+
+
+def zoo_runs(block: dict) -> dict[str, dict]:
+    """{run_id: {task, model, seed}} of a scale block: every task x model x seed."""
+    zoo = block["zoo"]
+    return {
+        run_id(task, model, seed): {"task": task, "model": model, "seed": seed}
+        for task in zoo["tasks"]
+        for model in MODELS
+        for seed in zoo["seeds"]
+    }
+
+
+def collect(runs: dict, auc_paths, roc_paths, check_paths, training_paths, training_ids):
+    """The stacked tables: auc, roc, checks, training (with the grokking run_id); the AUC table
+    must hold exactly the configured runs."""
+    auc = pd.concat([pd.read_parquet(p) for p in auc_paths], ignore_index=True)
+    roc = pd.concat([pd.read_parquet(p) for p in roc_paths], ignore_index=True)
+    checks = pd.concat([pd.read_parquet(p) for p in check_paths], ignore_index=True)
+    training = pd.concat(
+        [
+            pd.read_parquet(p).assign(run_id=rid)
+            for rid, p in zip(training_ids, training_paths, strict=True)
+        ],
+        ignore_index=True,
+    )
+    found = {run_id(t, m, s) for t, m, s in zip(auc.task, auc.model, auc.seed, strict=True)}
+    if found != set(runs):
+        missing, extra = sorted(set(runs) - found), sorted(found - set(runs))
+        raise ValueError(
+            f"AUC tables do not hold the configured runs: missing {missing}, extra {extra}"
+        )
+    return auc, roc, checks, training
+
+
+def marker_values(auc: pd.DataFrame, checks: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """({run_id: {marker: value}}, runs table)."""
+    values, runs = {}, []
+    for (task, model, seed), group in auc.groupby(["task", "model", "seed"], sort=True):
+        rid = run_id(task, model, seed)
+        row = {
+            f"{m}_{a}": float(v)
+            for m, a, v in zip(group.method, group.ablation, group.auc, strict=True)
+        }
+        row["eap_minus_acdc_zero"] = row["eap_zero"] - row["acdc_zero"]
+        row["eap_shuffled_minus_acdc_zero"] = row["eap_shuffled_zero"] - row["acdc_zero"]
+        if model == "compiled":
+            task_checks = checks[checks.task == task]
+            row |= dict(zip(task_checks.check, task_checks.value.astype(float), strict=True))
+        values[rid] = row
+        role = "canonical" if model == "compiled" else "null"
+        runs.append({"run_id": rid, "role": role, "task": task, "model": model, "seed": int(seed)})
+    return values, pd.DataFrame(runs)
+
+
+def sees_step(training: pd.DataFrame, precision: float) -> dict[str, float]:
+    """Per grokking run: the first analysed step from which the discovered neurons' precision
+    against the Fourier circuit stays at or above `precision` (NaN if never)."""
+    out = {}
+    for rid, rows in training.sort_values("step").groupby("run_id"):
+        ok = (rows.precision >= precision).to_numpy()
+        later_all = np.flip(np.logical_and.accumulate(np.flip(ok)))
+        out[rid] = float(rows.step.to_numpy()[later_all][0]) if later_all.any() else float("nan")
+    return out
+
+
+def numbers(auc, training, phases, seeds: dict[str, int], analysis: dict) -> dict:
+    """The values the paper quotes (AUCs: means over seeds)."""
+    out: dict[str, object] = {}
+    means = auc.groupby(["task", "model", "ablation", "method"]).auc.mean()
+    for (task, model, ablation, method), value in means.items():
+        out[f"{task}_{model}_{method}_{ablation}"] = float(value)
+    out["n_seeds"] = float(auc.seed.nunique())
+    out["n_tasks"] = float(auc.task.nunique())
+    seen, texts, ahead = sees_step(training, analysis["see_precision"]), [], 0
+    for rid in sorted(seen, key=seeds.get):
+        spans = phases[phases.run_id == rid].set_index("phase")
+        cleanup = float(spans.start.get("cleanup", np.nan))
+        texts.append(f"seed {seeds[rid]}: step {_step(seen[rid])} (cleanup from {_step(cleanup)})")
+        ahead += bool(seen[rid] < cleanup)
+    out["sees_by_seed"] = "; ".join(texts)
+    out["n_runs_seen_before_cleanup"] = float(ahead)
+    out["n_training_runs"] = float(len(seen))
+    last = training.sort_values("step").groupby("run_id").last()
+    out["final_precision"] = float(last.precision.mean())
+    out["final_recall"] = float(last.recall.mean())
+    out["final_n_nodes"] = float(last.n_nodes.mean())
+    out["see_precision"] = float(analysis["see_precision"])
+    out["faithfulness_pct"] = 100 * float(analysis["faithfulness"])
+    return out
+
+
+def _step(value: float) -> str:
+    return "never" if np.isnan(value) else f"{int(value):,}"
+
+
+def summarize(
+    runs, zoo_paths: dict, training_paths, training_seeds: dict, phases_path, analysis, out
+) -> None:
+    """`training_seeds`: {grokking run_id: seed}, in the order of `training_paths`."""
+    auc, roc, checks, training = collect(
+        runs,
+        zoo_paths["auc"],
+        zoo_paths["roc"],
+        zoo_paths["checks"],
+        training_paths,
+        list(training_seeds),
+    )
+    values, runs = marker_values(auc, checks)
+    write_markers(values, out.markers)
+    runs.to_parquet(out.runs, index=False)
+    auc.to_parquet(out.auc, index=False)
+    roc.to_parquet(out.roc, index=False)
+    training.to_parquet(out.training, index=False)
+    phases = pd.read_parquet(phases_path)
+    write_numbers(numbers(auc, training, phases, training_seeds, analysis), out.numbers)
