@@ -261,3 +261,41 @@ def test_the_fourier_neurons_are_the_single_frequency_ones_at_a_key_frequency():
     assert training.fourier_neurons(table, "r", [5, 9], 0.85) == {0, 3}
     with pytest.raises(ValueError, match="no final neuron measures of run 'other'"):
         training.fourier_neurons(table, "other", [5], 0.85)
+
+
+def test_edge_attributions_add_up_to_transformerlens_attribution_patching():
+    """TransformerLens 4.x's `attribution_patch` scores nodes (its edge granularity needs split
+    per-head inputs, which the native bridge lacks): per node and position, (a_clean - a_corrupt) .
+    the gradient on the corrupt run. Our edges out of a node, summed, are the same number with the
+    roles named the other way (our clean run is its corrupt one), summed over positions."""
+    from transformer_lens.tools.analysis.attribution_patching import (
+        EdgeAttributionConfig,
+        attribution_patch,
+    )
+
+    params = random_params(compiled("proportion"), 1)
+    model, s = _setup("proportion", "resample", params, dtype=torch.float64)
+    perm = methods.derangement(len(s.tokens), 0)  # setup's pairing for seed 0
+    result = attribution_patch(
+        s.bridge,
+        s.tokens[perm],
+        s.tokens,
+        lambda logits: logits[0, 1:, 0].sum(),  # the numerical answer metric of one input
+        EdgeAttributionConfig("node"),
+    )
+    theirs: dict[str, float] = {}
+    for node, score in result.node_scores.items():
+        name = (
+            "embed"
+            if node.kind == "embed"
+            else f"{'a' if node.kind.startswith('attn') else 'm'}{node.layer}"
+        )
+        theirs[name] = theirs.get(name, 0.0) + score
+    ours: dict[str, float] = {}
+    for (u, _), attribution in methods.attributions(s, methods.eap_gradients(s)).items():
+        ours[u] = ours.get(u, 0.0) + float(attribution.mean())
+    assert set(ours) == set(theirs)
+    scale = max(abs(v) for v in theirs.values())
+    assert scale > 1e-3
+    for node, value in ours.items():
+        assert value == pytest.approx(theirs[node], abs=1e-9 * scale), node
