@@ -11,7 +11,7 @@ SCALE ?= laptop
 EXP ?=
 SMK := $(VENV)/bin/snakemake --config scale=$(SCALE) $(if $(EXP),only=$(EXP))
 
-.PHONY: reproduce test test-unit test-portable lint format bench dry-run clean-results paper-deps
+.PHONY: reproduce test test-unit test-portable lint format bench dry-run clean-results paper-deps browser-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -65,5 +65,12 @@ paper-deps:
 	@command -v latexmk >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); }
 
+# Debian's Chromium and its WebDriver for the explorer's browser test (tests/test_workflow.py);
+# selenium itself comes with `pip install .[dev]`. No browser is downloaded at install time.
+BROWSER_PACKAGES := chromium chromium-driver
+browser-deps:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES); }
+
 clean-results:
-	rm -rf results data/*/ paper/figures/*/ paper/generated .snakemake
+	rm -rf results data/*/ paper/figures/*/ paper/generated paper/explorer .snakemake

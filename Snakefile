@@ -55,6 +55,9 @@ TARGETS = {}  # experiment name -> list of final outputs
 # rule trains, "priority": which ready trainings start first (default 0)}: the modular-arithmetic
 # runs the shared dataset and train rules make for it (lib/alignlab/workflow/modular.smk).
 MODULAR = {}
+# experiment name -> its explorer views (results/<name>/<scale>/explorer.json, built by a rule of
+# its own); paper/rules.smk assembles them into paper/explorer/index.html.
+EXPLORE = {}
 # Experiments whose outputs others read (their rules files define the names the others use).
 # circuits reads grokking's; circuit_discovery reads both. Included in this order, first.
 UPSTREAM = ["grokking", "circuits"]

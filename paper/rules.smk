@@ -23,6 +23,7 @@ PAPER_TARGETS = [
     f"{PAPER_OUT}/markers.parquet",
     "paper/generated/numbers.tex",
     "paper/generated/sections.tex",
+    "paper/explorer/index.html",
 ] + (["paper/main.pdf"] if HAVE_TEX else [])
 
 
@@ -125,3 +126,18 @@ rule paper_pdf:
         code=code("alignlab.paper"),
     script:
         "scripts/pdf.py"
+
+
+rule paper_explorer:
+    input:
+        views=[EXPLORE[name] for name in PAPER_EXPERIMENTS if name in EXPLORE],
+        markers=f"{PAPER_OUT}/markers.parquet",
+    output:
+        "paper/explorer/index.html",
+    log:
+        f"{PAPER_OUT}/logs/explorer.log",
+    params:
+        scale=SCALE,
+        code=code("alignlab.explorer.page"),
+    script:
+        "scripts/explorer.py"

@@ -127,3 +127,39 @@ def test_bad_config_stops_snakemake_before_any_work(tmp_path):
     assert result.returncode != 0
     assert "key smoke.defaults.weight_decay: value -1" in result.stderr + result.stdout
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+def test_the_explorer_page_works_offline_in_headless_chromium(smoke_dag):
+    """The smoke page opens from the file system; moving the checkpoint slider changes every view
+    that has checkpoints; the console shows no error."""
+    from selenium.webdriver.support.ui import Select
+
+    from tests.browser import headless_chromium
+
+    page = smoke_dag / "paper" / "explorer" / "index.html"
+    assert page.stat().st_size < 20e6
+    driver = headless_chromium()
+    try:
+        driver.get(page.as_uri())
+        assert driver.execute_script("return typeof Plotly") == "object"  # embedded, no network
+        assert len(driver.find_elements("css selector", "table.markers tr")) > 1
+        for experiment, panel, attribute in (
+            ("grokking", "spectra", "y"),
+            ("circuits", "heads", "source"),
+        ):
+            Select(driver.find_element("id", "experiment")).select_by_value(experiment)
+            read = f"return document.getElementById('panel-{panel}').data[0].{attribute}"
+            before = driver.execute_script(read)
+            driver.execute_script(
+                "const s = document.getElementById('slider');"
+                "s.value = 0; s.dispatchEvent(new Event('input'));"
+            )
+            assert driver.execute_script(read) != before, (experiment, panel)
+            assert driver.find_element("id", "step").text == "step 0"
+        for experiment in ("reward", "backdoor"):
+            Select(driver.find_element("id", "experiment")).select_by_value(experiment)
+            assert driver.find_elements("css selector", ".panel .main-svg")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()

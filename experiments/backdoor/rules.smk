@@ -124,3 +124,22 @@ rule backdoor_figures:
         code=code("experiments.backdoor.figures"),
     script:
         "scripts/figures.py"
+
+
+# The explorer's views: each detector's AUROC over training and its final scores, per run.
+EXPLORE["backdoor"] = f"{BD_OUT}/explorer.json"
+
+
+rule backdoor_explore:
+    input:
+        measures=f"{BD_OUT}/measures.parquet",
+        scores=f"{BD_OUT}/scores.parquet",
+        runs=f"{BD_OUT}/runs.parquet",
+    output:
+        EXPLORE["backdoor"],
+    log:
+        f"{BD_OUT}/logs/explore.log",
+    params:
+        code=code("experiments.backdoor.explore"),
+    script:
+        "scripts/explore.py"

@@ -75,7 +75,7 @@ rule circuit_discovery_summary:
             for name in CD_TABLES
         },
         training=expand(f"{CD_OUT}/training/{{run_id}}.parquet", run_id=CD_GROK_IDS),
-        phases=f"{GROK_OUT}/phases.parquet",
+        grokking_markers=f"{GROK_OUT}/markers.parquet",
     output:
         markers=f"{CD_OUT}/markers.parquet",
         runs=f"{CD_OUT}/runs.parquet",
@@ -124,3 +124,23 @@ rule circuit_discovery_figures:
         code=code("experiments.circuit_discovery.figures"),
     script:
         "scripts/figures.py"
+
+
+# The explorer's views: the zoo's AUCs, and discovery over each grokking seed's training.
+EXPLORE["circuit_discovery"] = f"{CD_OUT}/explorer.json"
+
+
+rule circuit_discovery_explore:
+    input:
+        auc=f"{CD_OUT}/auc.parquet",
+        training=f"{CD_OUT}/training.parquet",
+        phases=f"{GROK_OUT}/phases.parquet",
+    output:
+        EXPLORE["circuit_discovery"],
+    log:
+        f"{CD_OUT}/logs/explore.log",
+    params:
+        seeds={rid: GROK_RUNS[rid]["seed"] for rid in CD_GROK_IDS},
+        code=code("experiments.circuit_discovery.explore"),
+    script:
+        "scripts/explore.py"

@@ -84,22 +84,29 @@ def sees_step(training: pd.DataFrame, precision: float) -> dict[str, float]:
     return out
 
 
-def numbers(auc, training, phases, seeds: dict[str, int], analysis: dict) -> dict:
-    """The values the paper quotes (AUCs: means over seeds)."""
+def numbers(auc, training, falls: dict, seeds: dict[str, int], analysis: dict) -> dict:
+    """The values the paper quotes (AUCs: means over seeds). `falls`: {grokking run_id:
+    {"restricted_fall": step, "test_fall": step}} from the grokking markers."""
     out: dict[str, object] = {}
     means = auc.groupby(["task", "model", "ablation", "method"]).auc.mean()
     for (task, model, ablation, method), value in means.items():
         out[f"{task}_{model}_{method}_{ablation}"] = float(value)
     out["n_seeds"] = float(auc.seed.nunique())
     out["n_tasks"] = float(auc.task.nunique())
-    seen, texts, ahead = sees_step(training, analysis["see_precision"]), [], 0
+    seen, texts = sees_step(training, analysis["see_precision"]), []
+    events = {"restricted": 0, "test": 0}  # seeds where discovery saw the circuit after / before
     for rid in sorted(seen, key=seeds.get):
-        spans = phases[phases.run_id == rid].set_index("phase")
-        cleanup = float(spans.start.get("cleanup", np.nan))
-        texts.append(f"seed {seeds[rid]}: step {_step(seen[rid])} (cleanup from {_step(cleanup)})")
-        ahead += bool(seen[rid] < cleanup)
+        fall = falls.get(rid, {})
+        restricted, test = fall.get("restricted_fall", np.nan), fall.get("test_fall", np.nan)
+        texts.append(
+            f"seed {seeds[rid]}: step {_step(seen[rid])} (restricted loss fell at "
+            f"{_step(restricted)}, test loss at {_step(test)})"
+        )
+        events["restricted"] += bool(seen[rid] > restricted)
+        events["test"] += bool(seen[rid] < test)
     out["sees_by_seed"] = "; ".join(texts)
-    out["n_runs_seen_before_cleanup"] = float(ahead)
+    out["n_runs_seen_after_restricted_fall"] = float(events["restricted"])
+    out["n_runs_seen_before_test_fall"] = float(events["test"])
     out["n_training_runs"] = float(len(seen))
     last = training.sort_values("step").groupby("run_id").last()
     out["final_precision"] = float(last.precision.mean())
@@ -114,8 +121,14 @@ def _step(value: float) -> str:
     return "never" if np.isnan(value) else f"{int(value):,}"
 
 
+def loss_falls(grokking_markers: pd.DataFrame) -> dict:
+    """{run_id: {restricted_fall, test_fall}}: when each loss fell below half of chance."""
+    rows = grokking_markers[grokking_markers.marker.isin(["restricted_fall", "test_fall"])]
+    return rows.pivot(index="run_id", columns="marker", values="value").to_dict("index")
+
+
 def summarize(
-    runs, zoo_paths: dict, training_paths, training_seeds: dict, phases_path, analysis, out
+    runs, zoo_paths: dict, training_paths, training_seeds: dict, grokking_markers, analysis, out
 ) -> None:
     """`training_seeds`: {grokking run_id: seed}, in the order of `training_paths`."""
     auc, roc, checks, training = collect(
@@ -132,5 +145,5 @@ def summarize(
     auc.to_parquet(out.auc, index=False)
     roc.to_parquet(out.roc, index=False)
     training.to_parquet(out.training, index=False)
-    phases = pd.read_parquet(phases_path)
-    write_numbers(numbers(auc, training, phases, training_seeds, analysis), out.numbers)
+    falls = loss_falls(pd.read_parquet(grokking_markers))
+    write_numbers(numbers(auc, training, falls, training_seeds, analysis), out.numbers)

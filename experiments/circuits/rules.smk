@@ -130,3 +130,30 @@ rule circuits_figures:
         code=code("experiments.circuits.figures"),
     script:
         "scripts/figures.py"
+
+
+# The explorer's view of the canonical run as the circuit forms (neurons, heads, per checkpoint).
+EXPLORE["circuits"] = f"{CIRC_OUT}/explorer.json"
+
+
+rule circuits_explore:
+    input:
+        train_log=CIRC_INPUTS["train_log"],
+        measures=f"{GROK_OUT}/measures.parquet",
+        phases=f"{GROK_OUT}/phases.parquet",
+    output:
+        EXPLORE["circuits"],
+    log:
+        f"{CIRC_OUT}/logs/explore.log",
+    benchmark:
+        f"{CIRC_OUT}/benchmarks/explore.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=lambda wc: 60 if SCALE == "paper" else 5,
+    params:
+        run_dir=CIRC_SOURCE,
+        run_id=CIRC_SOURCE_ID,
+        chunk=CIRC["chunk"],
+        code=code("experiments.circuits.explore"),
+    script:
+        "scripts/explore.py"

@@ -125,3 +125,22 @@ rule grokking_numbers:
         code=code("experiments.grokking.numbers"),
     script:
         "scripts/numbers.py"
+
+
+# The explorer's views of every run (lib/alignlab/explorer; the page: paper/rules.smk).
+EXPLORE["grokking"] = f"{GROK_OUT}/explorer.json"
+
+
+rule grokking_explore:
+    input:
+        measures=f"{GROK_OUT}/measures.parquet",
+        runs=f"{GROK_OUT}/runs.parquet",
+        phases=f"{GROK_OUT}/phases.parquet",
+    output:
+        EXPLORE["grokking"],
+    log:
+        f"{GROK_OUT}/logs/explore.log",
+    params:
+        code=code("experiments.grokking.explore"),
+    script:
+        "scripts/explore.py"

@@ -242,3 +242,20 @@ rule reward_numbers:
         code=code("experiments.reward.numbers"),
     script:
         "scripts/numbers.py"
+
+
+# The explorer's views: each RM's gold and proxy against d among its sweep's.
+EXPLORE["reward"] = f"{RW_OUT}/explorer.json"
+
+
+rule reward_explore:
+    input:
+        curves=f"{RW_OUT}/curves.parquet",
+    output:
+        EXPLORE["reward"],
+    log:
+        f"{RW_OUT}/logs/explore.log",
+    params:
+        code=code("experiments.reward.explore"),
+    script:
+        "scripts/explore.py"

@@ -5,6 +5,7 @@
     alignlab experiments                         the experiments the DAG will include
     alignlab markers --scale laptop              print the published-vs-reproduced table
     alignlab new-experiment NAME                 scaffold an experiment that runs at once
+    alignlab explore --scale laptop              open paper/explorer/index.html (offline page)
 The DAG itself runs through Snakemake (`make reproduce`, or `snakemake --config scale=...`).
 """
 
@@ -75,6 +76,31 @@ def cmd_new_experiment(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    import webbrowser
+
+    from alignlab.explorer.page import page_scale
+
+    path = (Path(args.root) / "paper" / "explorer" / "index.html").resolve()
+    if not path.exists():
+        print(f"no explorer page at {path}: run the DAG at the {args.scale} scale first "
+              f"(make reproduce, or snakemake --config scale={args.scale})")  # fmt: skip
+        return 2
+    built = page_scale(path)
+    if built != args.scale:
+        print(f"{path} was built at the {built} scale, not {args.scale}: run "
+              f"snakemake --config scale={args.scale}")  # fmt: skip
+        return 2
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        print(f"no browser found; open {path}")
+        return 0
+    print(f"opening {path}")
+    browser.open(path.as_uri())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alignlab", description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=".", help="repository root (default: .)")
@@ -90,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     markers = sub.add_parser("markers", help="print the published-vs-reproduced table")
     markers.add_argument("--scale", choices=SCALES, default="laptop")
     markers.set_defaults(fn=cmd_markers)
+    explore = sub.add_parser("explore", help="open the offline explorer page in a browser")
+    explore.add_argument("--scale", choices=SCALES, default="laptop")
+    explore.set_defaults(fn=cmd_explore)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -9,7 +9,7 @@ with job(sm):
         {name: sm.input[name] for name in ("auc", "roc", "checks")},
         sm.input.training,
         sm.params.training_seeds,
-        sm.input.phases,
+        sm.input.grokking_markers,
         sm.params.analysis,
         sm.output,
     )
