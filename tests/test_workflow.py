@@ -146,6 +146,7 @@ def test_the_explorer_page_works_offline_in_headless_chromium(smoke_dag):
         for experiment, panel, attribute in (
             ("grokking", "spectra", "y"),
             ("circuits", "heads", "source"),
+            ("backdoor", "scores", "y"),
         ):
             Select(driver.find_element("id", "experiment")).select_by_value(experiment)
             read = f"return document.getElementById('panel-{panel}').data[0].{attribute}"
@@ -156,7 +157,7 @@ def test_the_explorer_page_works_offline_in_headless_chromium(smoke_dag):
             )
             assert driver.execute_script(read) != before, (experiment, panel)
             assert driver.find_element("id", "step").text == "step 0"
-        for experiment in ("reward", "backdoor"):
+        for experiment in ("reward", "circuit_discovery"):
             Select(driver.find_element("id", "experiment")).select_by_value(experiment)
             assert driver.find_elements("css selector", ".panel .main-svg")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]

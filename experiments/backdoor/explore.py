@@ -1,6 +1,6 @@
 """The backdoor experiment in the explorer: each detector's AUROC over training with a cursor at
-the checkpoint, and each detector's scores at the final checkpoint, clean vs trigger vs benign
-(the scores table keeps the final checkpoint only)."""
+the checkpoint, and each detector's score histograms at the checkpoint, clean vs trigger vs
+benign (measure.score_histograms)."""
 
 from __future__ import annotations
 
@@ -12,68 +12,70 @@ from alignlab.explorer.panels import curves_panel, panel, rounded, view, write_v
 
 DETECTORS = ("mahalanobis", "probe", "mechanistic")
 KINDS = {"clean": "#0072B2", "trigger": "#D55E00", "benign": "#009E73"}
+AUROCS = {
+    "mahalanobis_best_auroc_trigger": "mahalanobis",
+    "probe_auroc_trigger": "probe",
+    "mechanistic_auroc_trigger": "mechanistic",
+}
 
 
 def auroc_panel(measures: pd.DataFrame, run_id: str) -> dict:
-    rows = measures[measures.run_id == run_id]
-    names = {
-        "mahalanobis_best_auroc_trigger": "mahalanobis",
-        "probe_auroc_trigger": "probe",
-        "mechanistic_auroc_trigger": "mechanistic",
-    }
-    rows = rows[rows.measure.isin(list(names))]
+    rows = measures[(measures.run_id == run_id) & measures.measure.isin(list(AUROCS))]
     wide = rows.pivot_table(index="step", columns="measure", values="value", aggfunc="max")
     return curves_panel(
         "auroc",
         "detector AUROC, trigger vs clean, over training",
         wide.index,
-        {names[m]: wide[m] for m in names if m in wide},
+        {AUROCS[m]: wide[m] for m in AUROCS if m in wide},
     )
 
 
-def scores_panel(scores: pd.DataFrame, run_id: str) -> dict:
+def histogram_panel(hist: pd.DataFrame, steps) -> dict:
+    """One subplot per detector, one bar trace per kind; every checkpoint a frame (x and y)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(DETECTORS), subplot_titles=DETECTORS)
-    for i, detector in enumerate(DETECTORS):
-        rows = scores[(scores.run_id == run_id) & (scores.detector == detector)]
-        for kind, color in KINDS.items():
-            values = rows[rows.kind == kind].score
-            if len(values):
-                fig.add_trace(
-                    go.Histogram(
-                        x=rounded(values),
-                        name=kind,
-                        marker={"color": color},
-                        opacity=0.6,
-                        histnorm="probability density",
-                        showlegend=i == 0,
-                    ),
-                    row=1,
-                    col=i + 1,
-                )
-    fig.update_layout(
-        barmode="overlay",
-        template="plotly_white",
-        title={"text": "detector scores at the final checkpoint"},
-        legend={"orientation": "h", "y": -0.2},
-        margin={"l": 40, "r": 10, "t": 50, "b": 40},
-    )
-    return panel("scores", "detector scores", fig)
+    traces = [(d, k) for d in DETECTORS for k in KINDS]
+    by_step = {key: rows for key, rows in hist.groupby(["step", "detector", "kind"])}
+    empty = pd.DataFrame({"center": [], "density": []})
 
+    def series(step, detector, kind):
+        rows = by_step.get((step, detector, kind), empty)
+        return rounded(rows.center), rounded(rows.density)
 
-def explore(measures_path, scores_path, runs_path, out: Path) -> None:
-    measures, scores = pd.read_parquet(measures_path), pd.read_parquet(scores_path)
-    runs = pd.read_parquet(runs_path)
-    views = []
-    for row in runs[runs.run_id.isin(set(scores.run_id))].sort_values("run_id").itertuples():
-        steps = sorted(measures[measures.run_id == row.run_id].step.unique())
-        views.append(
-            view(
-                f"{row.run_id} ({row.role})",
-                steps,
-                [auroc_panel(measures, row.run_id), scores_panel(scores, row.run_id)],
-            )
+    for detector, kind in traces:
+        x, y = series(steps[-1], detector, kind)
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=y,
+                name=kind,
+                marker={"color": KINDS[kind]},
+                opacity=0.55,
+                showlegend=detector == DETECTORS[0],
+            ),  # fmt: skip
+            row=1,
+            col=DETECTORS.index(detector) + 1,
         )
+    fig.update_layout(barmode="overlay", template="plotly_white", bargap=0,
+                      title={"text": "detector scores at the checkpoint (density)"},
+                      legend={"orientation": "h", "y": -0.2},
+                      margin={"l": 40, "r": 10, "t": 50, "b": 40})  # fmt: skip
+    frames = []
+    for step in steps:
+        xs, ys = zip(*(series(step, d, k) for d, k in traces), strict=True)
+        frames.append({"traces": list(range(len(traces))), "update": {"x": xs, "y": ys}})
+    return panel("scores", "detector score histograms", fig, frames=frames)
+
+
+def explore(measures_path, run_ids, hist_paths, runs_path, out: Path) -> None:
+    measures, runs = pd.read_parquet(measures_path), pd.read_parquet(runs_path)
+    roles = dict(zip(runs.run_id, runs.role, strict=True))
+    views = []
+    for run_id, path in sorted(zip(run_ids, hist_paths, strict=True)):
+        hist = pd.read_parquet(path)
+        steps = sorted(hist.step.unique())
+        panels = [auroc_panel(measures, run_id), histogram_panel(hist, steps)]
+        views.append(view(f"{run_id} ({roles.get(run_id, 'run')})", steps, panels))
     write_views("backdoor", "a planted backdoor, found from inside", views, out)

@@ -13,7 +13,8 @@ given some of them and tested on one it never saw):
 Per checkpoint (rows [step, measure, component, value]): each detector's AUROC of trigger vs
 clean and of benign vs clean; Mahalanobis at each hook and at the best hook, chosen on one half of
 the held-out pairs and scored on the other (a statistic chosen from data is tested on other data);
-the held-out-trigger probe; the mechanistic score; the filters' recovered shares. At the final
+the held-out-trigger probe; the mechanistic score; the filters' recovered shares; each
+detector's score histograms by kind (what the explorer draws at the checkpoint). At the final
 checkpoint also bootstrap intervals and the per-input scores.
 """
 
@@ -221,9 +222,34 @@ def _intervals(scores: dict, n_boot: int, seed: int) -> list[dict]:
     return rows
 
 
-def measure_run(run: dict, analysis: dict, run_dir, train_log, out, out_scores) -> None:
-    """Every checkpoint -> measures.parquet; final per-input scores -> scores.parquet."""
-    sets, rows, t0 = audit_sets(run), [], time.perf_counter()
+HIST_BINS = 30
+
+
+def score_histograms(scores: dict, step: int) -> list[dict]:
+    """Per detector: bin edges over every kind's finite scores at this checkpoint, and each kind's
+    density in them (rows step, detector, kind, center, density)."""
+    rows = []
+    for detector, by_kind in scores.items():
+        finite = {k: v[np.isfinite(v)] for k, v in by_kind.items()}
+        pooled = np.concatenate(list(finite.values()))
+        if pooled.size == 0:
+            continue
+        edges = np.histogram_bin_edges(pooled, bins=HIST_BINS)
+        centers = (edges[1:] + edges[:-1]) / 2
+        for kind, values in finite.items():
+            if values.size:
+                density, _ = np.histogram(values, bins=edges, density=True)
+                rows += [
+                    {"step": step, "detector": detector, "kind": kind, "center": c, "density": d}
+                    for c, d in zip(centers, density, strict=True)
+                ]
+    return rows
+
+
+def measure_run(run: dict, analysis: dict, run_dir, train_log, out, out_scores, out_hist) -> None:
+    """Every checkpoint -> measures.parquet and score_hist.parquet; final per-input scores ->
+    scores.parquet."""
+    sets, rows, hist_rows, t0 = audit_sets(run), [], [], time.perf_counter()
     checkpoints = run_checkpoints(Path(run_dir), Path(train_log))
     if not checkpoints:
         raise ValueError(f"{run_dir}: its train log lists no checkpoint to audit")
@@ -232,6 +258,7 @@ def measure_run(run: dict, analysis: dict, run_dir, train_log, out, out_scores) 
         model = BackdoorTransformer(ModelShape(**shape), params)
         found, scores = checkpoint_measures(model, sets, analysis)
         rows += [{"step": step, **row} for row in found]
+        hist_rows += score_histograms(scores, step)
     rows += [{"step": step, **r} for r in _intervals(scores, analysis["n_boot"], run["seed"])]
     log = pd.read_parquet(train_log).melt(id_vars="step", var_name="measure")
     frame = pd.concat([pd.DataFrame(rows), log.assign(component="")], ignore_index=True)
@@ -242,4 +269,5 @@ def measure_run(run: dict, analysis: dict, run_dir, train_log, out, out_scores) 
         for kind, values in by_kind.items()
     ]
     pd.concat(hist, ignore_index=True).to_parquet(out_scores, index=False)
+    pd.DataFrame(hist_rows).to_parquet(out_hist, index=False)
     print(f"{len(checkpoints)} checkpoints audited in {time.perf_counter() - t0:.1f} s")

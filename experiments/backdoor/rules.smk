@@ -46,6 +46,7 @@ rule backdoor_audit:
     output:
         measures=f"{BD_OUT}/runs/{{run_id}}/measures.parquet",
         scores=f"{BD_OUT}/runs/{{run_id}}/scores.parquet",
+        hist=f"{BD_OUT}/runs/{{run_id}}/score_hist.parquet",
     log:
         f"{BD_OUT}/logs/audit/{{run_id}}.log",
     benchmark:
@@ -126,20 +127,22 @@ rule backdoor_figures:
         "scripts/figures.py"
 
 
-# The explorer's views: each detector's AUROC over training and its final scores, per run.
+# The explorer's views: each detector's AUROC over training and its score histograms at the
+# checkpoint, per run.
 EXPLORE["backdoor"] = f"{BD_OUT}/explorer.json"
 
 
 rule backdoor_explore:
     input:
         measures=f"{BD_OUT}/measures.parquet",
-        scores=f"{BD_OUT}/scores.parquet",
+        hist=expand(f"{BD_OUT}/runs/{{run_id}}/score_hist.parquet", run_id=BD_IDS),
         runs=f"{BD_OUT}/runs.parquet",
     output:
         EXPLORE["backdoor"],
     log:
         f"{BD_OUT}/logs/explore.log",
     params:
+        run_ids=BD_IDS,
         code=code("experiments.backdoor.explore"),
     script:
         "scripts/explore.py"

@@ -11,4 +11,5 @@ with job(sm):
         sm.input.log,
         sm.output.measures,
         sm.output.scores,
+        sm.output.hist,
     )

@@ -4,4 +4,4 @@ from experiments.backdoor.explore import explore
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with job(sm):
-    explore(sm.input.measures, sm.input.scores, sm.input.runs, sm.output[0])
+    explore(sm.input.measures, sm.params.run_ids, sm.input.hist, sm.input.runs, sm.output[0])

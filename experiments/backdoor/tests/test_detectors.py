@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -144,3 +145,17 @@ def test_spectral_capacity_caps_a_poison_that_is_most_of_its_class():
     few = np.zeros(200, bool)
     few[:5] = True  # 5 % of its class, Tran et al.'s regime: every poisoned one can be flagged
     assert det.spectral_capacity(labels, few, eps=0.05)[0] == 1.0
+
+
+def test_score_histograms_share_bins_per_detector_and_are_densities():
+    from experiments.backdoor.measure import HIST_BINS, score_histograms
+
+    scores = {"det": {"clean": np.array([0.0, 0.0, 1.0, np.nan]), "trigger": np.array([1.0, 1.0])}}
+    rows = pd.DataFrame(score_histograms(scores, step=7))
+    assert set(rows.step) == {7} and set(rows.kind) == {"clean", "trigger"}
+    clean, trigger = (rows[rows.kind == k] for k in ("clean", "trigger"))
+    assert len(clean) == len(trigger) == HIST_BINS
+    assert np.array_equal(clean.center.to_numpy(), trigger.center.to_numpy())
+    width = clean.center.diff().iloc[1]
+    assert (clean.density * width).sum() == pytest.approx(1.0)  # NaN dropped, not a bin
+    assert trigger.density.iloc[-1] * width == pytest.approx(1.0)
