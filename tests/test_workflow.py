@@ -157,9 +157,12 @@ def test_the_explorer_page_works_offline_in_headless_chromium(smoke_dag):
             )
             assert driver.execute_script(read) != before, (experiment, panel)
             assert driver.find_element("id", "step").text == "step 0"
-        for experiment in ("reward", "circuit_discovery"):
-            Select(driver.find_element("id", "experiment")).select_by_value(experiment)
-            assert driver.find_elements("css selector", ".panel .main-svg")
+        chooser = Select(driver.find_element("id", "experiment"))
+        shown = [option.get_attribute("value") for option in chooser.options]
+        assert sorted(shown) == sorted(p.parent.name for p in REPO.glob("experiments/*/explore.py"))
+        for experiment in shown:  # every experiment draws its views
+            chooser.select_by_value(experiment)
+            assert driver.find_elements("css selector", ".panel .main-svg"), experiment
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
     finally:

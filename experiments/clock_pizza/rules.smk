@@ -108,3 +108,21 @@ rule clock_pizza_numbers:
         code=code("experiments.clock_pizza.measures"),
     script:
         "scripts/numbers.py"
+
+
+# The explorer's views: gradient symmetricity, distance irrelevance and the losses, per run.
+EXPLORE["clock_pizza"] = f"{CP_OUT}/explorer.json"
+
+
+rule clock_pizza_explore:
+    input:
+        table=f"{CP_OUT}/measures.parquet",
+        runs=f"{CP_OUT}/runs.parquet",
+    output:
+        EXPLORE["clock_pizza"],
+    log:
+        f"{CP_OUT}/logs/explore.log",
+    params:
+        code=code("experiments.clock_pizza.explore"),
+    script:
+        "scripts/explore.py"

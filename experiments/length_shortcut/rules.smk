@@ -110,3 +110,21 @@ rule length_shortcut_figures:
         code=code("experiments.length_shortcut.figures"),
     script:
         "scripts/figures.py"
+
+
+# The explorer's views: behaviour and the internal signals over training, per run.
+EXPLORE["length_shortcut"] = f"{LS_OUT}/explorer.json"
+
+
+rule length_shortcut_explore:
+    input:
+        table=f"{LS_OUT}/measures.parquet",
+        runs=f"{LS_OUT}/runs.parquet",
+    output:
+        EXPLORE["length_shortcut"],
+    log:
+        f"{LS_OUT}/logs/explore.log",
+    params:
+        code=code("experiments.length_shortcut.explore"),
+    script:
+        "scripts/explore.py"

@@ -218,3 +218,21 @@ rule llc_numbers:
         code=code("experiments.llc.summary"),
     script:
         "scripts/numbers.py"
+
+
+# The explorer's views: the LLC and the losses over training, per run.
+EXPLORE["llc"] = f"{LLC_OUT}/explorer.json"
+
+
+rule llc_explore:
+    input:
+        table=f"{LLC_OUT}/measures.parquet",
+        runs=f"{LLC_OUT}/runs.parquet",
+    output:
+        EXPLORE["llc"],
+    log:
+        f"{LLC_OUT}/logs/explore.log",
+    params:
+        code=code("experiments.llc.explore"),
+    script:
+        "scripts/explore.py"

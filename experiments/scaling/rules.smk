@@ -140,3 +140,21 @@ rule scaling_numbers:
         code=code("experiments.scaling.sweeps"),
     script:
         "scripts/numbers.py"
+
+
+# The explorer's views: each run's losses and accuracies, per run.
+EXPLORE["scaling"] = f"{SCAL_OUT}/explorer.json"
+
+
+rule scaling_explore:
+    input:
+        table=f"{SCAL_OUT}/curves.parquet",
+        runs=f"{SCAL_OUT}/runs.parquet",
+    output:
+        EXPLORE["scaling"],
+    log:
+        f"{SCAL_OUT}/logs/explore.log",
+    params:
+        code=code("experiments.scaling.explore"),
+    script:
+        "scripts/explore.py"
