@@ -3,6 +3,7 @@
 # provides results/<name>/<scale>/{markers,runs}.parquet, numbers.json, and in its folder
 # markers.yaml and paper.tex.
 import shutil
+from importlib.metadata import version
 
 from alignlab.paper import reading_order
 
@@ -16,6 +17,7 @@ PAPER_EXPERIMENTS = reading_order(
     ],
 )
 PAPER_OUT = f"results/paper/{SCALE}"
+PLOTLY_VERSION = version("plotly")
 # The PDF is built where Debian's latexmk is installed (`--config pdf=off` skips it); without it
 # the HTML report (snakemake --report) is the product.
 HAVE_TEX = shutil.which("latexmk") is not None and str(config.get("pdf", "auto")) != "off"
@@ -132,12 +134,15 @@ rule paper_explorer:
     input:
         views=[EXPLORE[name] for name in PAPER_EXPERIMENTS if name in EXPLORE],
         markers=f"{PAPER_OUT}/markers.parquet",
+        # the page's HTML and JavaScript (code() hashes Python only)
+        template=ROOT / "lib/alignlab/explorer/page.html",
     output:
         "paper/explorer/index.html",
     log:
         f"{PAPER_OUT}/logs/explorer.log",
     params:
         scale=SCALE,
+        plotly=PLOTLY_VERSION,  # a new plotly.js rebuilds the page
         code=code("alignlab.explorer.page"),
     script:
         "scripts/explorer.py"

@@ -53,6 +53,7 @@ def histogram_panel(hist: pd.DataFrame, steps) -> dict:
                 name=kind,
                 marker={"color": KINDS[kind]},
                 opacity=0.55,
+                legendgroup=kind,  # the legend toggles a kind in every detector's subplot
                 showlegend=detector == DETECTORS[0],
             ),  # fmt: skip
             row=1,

@@ -38,13 +38,16 @@ def build_page(view_paths: list[Path], markers_path: Path, scale: str, out: Path
 
     experiments = [json.loads(Path(p).read_text()) for p in view_paths]
     data = {"experiments": experiments, "markers": _markers(pd.read_parquet(markers_path))}
-    # "</" would end the <script> element early; JSON allows the escaped form
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # "<", ">" and "&" escaped as JSON unicode escapes, so that no data can end or confuse the
+    # <script> element that holds it (as Django's json_script does)
+    payload = json.dumps(data, separators=(",", ":"))
+    for char, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        payload = payload.replace(char, code)
     html = _fill(TEMPLATE.read_text(), {"SCALE": scale, "PLOTLY": get_plotlyjs(), "DATA": payload})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(html)
+    tmp.write_text(html, encoding="utf-8")  # the page declares utf-8; plotly.js is not ASCII
     tmp.replace(out)
     return out.stat().st_size
 

@@ -106,7 +106,7 @@ def curves_panel(pid, title, x, series: dict, phases=(), log_y=False, colors=Non
     for name, values in series.items():
         fig.add_trace(
             go.Scatter(
-                x=rounded(x),
+                x=[int(v) for v in x],  # training steps, exact: the cursor lands on its point
                 y=rounded(values),
                 mode="lines",
                 name=name,
