@@ -25,28 +25,25 @@ def thresholds(spec: dict) -> list[float]:
 
 
 def evaluate_task(task: str, zoo: dict) -> dict[str, pd.DataFrame]:
-    """{"auc": ..., "roc": ..., "checks": ...} tidy tables of one task."""
+    """{"auc": ..., "roc": ..., "checks": ...} tidy tables of one task. Methods run in float64
+    (weights and activations), so that an effect that is exactly zero scores ~1e-15."""
     model = compiled(task)
     graph = Graph(model.cfg.n_layers)
     tokens = model.token_ids(domain(model, zoo["length"]))
     auc_rows, roc_rows = [], []
-    bridges = {"compiled": to_bridge(model)}
-    cached: dict[str, tuple] = {}
+    cached: dict[str, dict] = {}
     for kind in ("compiled", "random"):
         for seed in zoo["seeds"]:
-            bridge = (
-                bridges["compiled"]
-                if kind == "compiled"
-                else to_bridge(model, random_params(model, seed))
-            )
+            params = model.params if kind == "compiled" else random_params(model, seed)
+            bridge = to_bridge(model, {k: v.double() for k, v in params.items()})
             for ablation in methods.ABLATIONS:
                 key = f"{kind}-{ablation}"
                 if key not in cached or kind != "compiled" or ablation == "resample":
                     s = methods.setup(bridge, graph, tokens, model.numerical, ablation, seed)
-                    cached[key] = _all_methods(s, model.circuit, zoo, seed)
-                aucs, rocs = cached[key]
+                    cached[key] = _all_methods(s, zoo)
                 labels = {"task": task, "model": kind, "seed": seed, "ablation": ablation}
-                auc_rows += [labels | {"method": m, "auc": v} for m, v in aucs.items()]
+                rows, rocs = _scored(cached[key], graph.edges, model.circuit, seed)
+                auc_rows += [labels | row for row in rows]
                 roc_rows += [labels | row for row in rocs]
     return {
         "auc": pd.DataFrame(auc_rows),
@@ -55,32 +52,48 @@ def evaluate_task(task: str, zoo: dict) -> dict[str, pd.DataFrame]:
     }
 
 
-def _all_methods(s: methods.Setup, truth, zoo: dict, seed: int):
-    """({method: AUC}, ROC rows) of every method on one setup."""
-    scores = {
-        "patching": methods.patching_scores(s),
-        "eap": methods.eap_scores(s),
-        "eap_ig": methods.eap_ig_scores(s, zoo["ig_steps"]),
+def _all_methods(s: methods.Setup, zoo: dict) -> dict:
+    """Each score method's edge scores (floored) and ACDC's circuit at each threshold."""
+    return {
+        "scores": {
+            "patching": methods.floored(methods.patching_scores(s)),
+            "eap": methods.floored(methods.eap_scores(s)),
+            "eap_ig": methods.floored(methods.eap_ig_scores(s, zoo["ig_steps"])),
+        },
+        "acdc": [(t, methods.acdc(s, t)) for t in thresholds(zoo["thresholds"])],
     }
-    aucs = {name: methods.auc(values, truth) for name, values in scores.items()}
+
+
+def _scored(found: dict, edges, truth, seed: int):
+    """(AUC rows, ROC rows) against the truth: ACDC's staircase AUC (the published estimator)
+    and the trapezoid beside it. The null of "EAP ranks as well as ACDC" is EAP's own scores in
+    an order drawn with this seed."""
+    curves = {name: methods.score_roc(v, truth) for name, v in found["scores"].items()}
+    generator = np.random.default_rng(seed)
+    eap = found["scores"]["eap"]
+    shuffled = dict(zip(eap, generator.permutation(list(eap.values())), strict=True))
+    curves["eap_shuffled"] = methods.score_roc(shuffled, truth)
     rocs = [
         {"method": name, "fpr": fpr, "tpr": tpr, "threshold": float("nan")}
-        for name, values in scores.items()
-        for fpr, tpr in methods.score_roc(values, truth)
+        for name, points in curves.items()
+        if name != "eap_shuffled"
+        for fpr, tpr in points
     ]
-    points = []
-    for threshold in thresholds(zoo["thresholds"]):
-        fpr, tpr = methods.roc_point(methods.acdc(s, threshold), s.graph.edges, truth)
-        points.append((fpr, tpr))
+    acdc_points = []
+    for threshold, kept in found["acdc"]:
+        fpr, tpr = methods.roc_point(kept, edges, truth)
+        acdc_points.append((fpr, tpr))
         rocs.append({"method": "acdc", "fpr": fpr, "tpr": tpr, "threshold": threshold})
-    aucs["acdc"] = methods.sweep_auc(points)
-    # The null of "EAP ranks as well as ACDC": EAP's own scores in a random order
-    generator = np.random.default_rng(seed)
-    shuffled = dict(
-        zip(scores["eap"], generator.permutation(list(scores["eap"].values())), strict=True)
-    )
-    aucs["eap_shuffled"] = methods.auc(shuffled, truth)
-    return aucs, rocs
+    curves["acdc"] = acdc_points
+    rows = [
+        {
+            "method": name,
+            "auc": methods.staircase_auc(points),
+            "auc_trapezoid": methods.trapezoid_auc(points),
+        }
+        for name, points in curves.items()
+    ]
+    return rows, rocs
 
 
 def checks(model, graph: Graph, length: int) -> pd.DataFrame:

@@ -73,15 +73,29 @@ def marker_values(auc: pd.DataFrame, checks: pd.DataFrame) -> tuple[dict, pd.Dat
     return values, pd.DataFrame(runs)
 
 
-def sees_step(training: pd.DataFrame, precision: float) -> dict[str, float]:
+def precision_lift(training: pd.DataFrame) -> pd.Series:
+    """(precision - chance) / (1 - chance), chance = the Fourier neurons' share of all neurons:
+    0 for a random set of neurons, 1 when every kept neuron is a Fourier neuron."""
+    chance = training.n_fourier / training.d_mlp
+    return (training.precision - chance) / (1 - chance)
+
+
+def sees_step(training: pd.DataFrame, lift: float) -> dict[str, float]:
     """Per grokking run: the first analysed step from which the discovered neurons' precision
-    against the Fourier circuit stays at or above `precision` (NaN if never)."""
+    lift over chance stays at or above `lift` (NaN if never)."""
     out = {}
+    training = training.assign(lift=precision_lift(training))
     for rid, rows in training.sort_values("step").groupby("run_id"):
-        ok = (rows.precision >= precision).to_numpy()
+        ok = (rows.lift >= lift).to_numpy()
         later_all = np.flip(np.logical_and.accumulate(np.flip(ok)))
         out[rid] = float(rows.step.to_numpy()[later_all][0]) if later_all.any() else float("nan")
     return out
+
+
+def gate_step(training: pd.DataFrame) -> dict[str, float]:
+    """Per run: the first analysed step with a circuit to find (the loss gap open; not NaN)."""
+    defined = training[training.n_nodes.notna()]
+    return {rid: float(rows.step.min()) for rid, rows in defined.groupby("run_id")}
 
 
 def numbers(auc, training, falls: dict, seeds: dict[str, int], analysis: dict) -> dict:
@@ -93,14 +107,16 @@ def numbers(auc, training, falls: dict, seeds: dict[str, int], analysis: dict) -
         out[f"{task}_{model}_{method}_{ablation}"] = float(value)
     out["n_seeds"] = float(auc.seed.nunique())
     out["n_tasks"] = float(auc.task.nunique())
-    seen, texts = sees_step(training, analysis["see_precision"]), []
+    seen, texts = sees_step(training, analysis["see_lift"]), []
+    gates = gate_step(training)
     events = {"restricted": 0, "test": 0}  # seeds where discovery saw the circuit after / before
     for rid in sorted(seen, key=seeds.get):
         fall = falls.get(rid, {})
         restricted, test = fall.get("restricted_fall", np.nan), fall.get("test_fall", np.nan)
         texts.append(
-            f"seed {seeds[rid]}: step {_step(seen[rid])} (restricted loss fell at "
-            f"{_step(restricted)}, test loss at {_step(test)})"
+            f"seed {seeds[rid]}: step {_step(seen[rid])} (a circuit to find from "
+            f"{_step(gates.get(rid, np.nan))}; restricted loss fell at {_step(restricted)}, "
+            f"test loss at {_step(test)})"
         )
         events["restricted"] += bool(seen[rid] > restricted)
         events["test"] += bool(seen[rid] < test)
@@ -108,11 +124,14 @@ def numbers(auc, training, falls: dict, seeds: dict[str, int], analysis: dict) -
     out["n_runs_seen_after_restricted_fall"] = float(events["restricted"])
     out["n_runs_seen_before_test_fall"] = float(events["test"])
     out["n_training_runs"] = float(len(seen))
-    last = training.sort_values("step").groupby("run_id").last()
+    # each run's last analysed checkpoint (a NaN there stays NaN, never an earlier value)
+    last = training.sort_values("step").groupby("run_id").tail(1).set_index("run_id")
     out["final_precision"] = float(last.precision.mean())
     out["final_recall"] = float(last.recall.mean())
     out["final_n_nodes"] = float(last.n_nodes.mean())
-    out["see_precision"] = float(analysis["see_precision"])
+    out["see_lift"] = float(analysis["see_lift"])
+    out["chance_precision"] = float((training.n_fourier / training.d_mlp).mean())
+    out["final_lift"] = float(precision_lift(last.reset_index()).mean())
     out["faithfulness_pct"] = 100 * float(analysis["faithfulness"])
     return out
 

@@ -182,7 +182,14 @@ def over_training(run_dir: Path, truth: set[int], analysis: dict) -> pd.DataFram
         )
         n_neurons = len(neurons) if neurons is not None else float("nan")
         rows.append(
-            {"step": step, **result, **stats, "n_neurons": n_neurons, "n_fourier": len(truth)}
+            {
+                "step": step,
+                **result,
+                **stats,
+                "n_neurons": n_neurons,
+                "n_fourier": len(truth),
+                "d_mlp": cfg.d_mlp,
+            }
         )
     return pd.DataFrame(rows)
 

@@ -11,7 +11,7 @@ from alignlab.config import ConfigError, load_experiment
 from alignlab.testing import assert_close_fp
 from experiments.circuit_discovery import methods, summary, training
 from experiments.circuit_discovery.evaluate import checks
-from experiments.circuit_discovery.graph import Graph, node_outputs, patched_forward
+from experiments.circuit_discovery.graph import Graph, node_outputs
 from experiments.circuit_discovery.programs import program
 from experiments.circuit_discovery.rasp import Aggregate, Select, Tokens, run
 from experiments.circuit_discovery.zoo import compiled, domain, random_params, to_bridge
@@ -164,10 +164,30 @@ def test_auc_and_roc_have_their_known_values():
     rng = np.random.default_rng(0)
     for _ in range(5):
         scores = dict(zip(edges, rng.integers(0, 3, 4).astype(float), strict=True))
-        assert methods.sweep_auc(methods.score_roc(scores, truth)) == pytest.approx(
+        assert methods.trapezoid_auc(methods.score_roc(scores, truth)) == pytest.approx(
             methods.auc(scores, truth)
         )
     assert methods.roc_point({("a", "x"), ("c", "x")}, edges, truth) == (0.5, 0.5)
+
+
+def test_the_staircase_auc_is_acdcs_pessimistic_auc():
+    """The values Conmy et al.'s code asserts for its `pessimistic_auc`."""
+    cases = [
+        ([0, 0.5, 1], [0, 0.5, 1], 0.25),
+        ([0, 0.25, 1], [0, 0.25, 1], 0.25 * 0.75),
+        ([0, 0.25, 0.5, 1], [0, 0.25, 0.5, 1], 5 / 16),
+        ([0, 0.25, 0.75, 1], [0, 0.25, 0.5, 1], 4 / 16),
+    ]
+    for fpr, tpr, expected in cases:
+        assert methods.staircase_auc(list(zip(fpr, tpr, strict=True))) == pytest.approx(expected)
+    # a later point below an earlier one adds nothing
+    assert methods.staircase_auc([(0.0, 0.5), (0.5, 0.25)]) == pytest.approx(0.5)
+    assert methods.staircase_auc([(0.0, 1.0)]) == 1.0
+
+
+def test_scores_below_the_float32_resolution_of_the_largest_are_not_found():
+    scores = {("a", "x"): 1.0, ("b", "x"): 3e-7, ("c", "x"): 2e-6}
+    assert methods.floored(scores) == {("a", "x"): 1.0, ("b", "x"): 0.0, ("c", "x"): 2e-6}
 
 
 def test_a_derangement_moves_every_input():
@@ -186,7 +206,6 @@ def test_the_edge_graph_needs_one_head_per_layer():
     bridge = to_bridge(model)
     with pytest.raises(ValueError, match="one head per layer and 2 layers"):
         node_outputs(bridge, Graph(2), model.token_ids(domain(model, 2)))
-    assert patched_forward  # the forward every method runs
 
 
 class _FakeNodes:
@@ -222,10 +241,15 @@ def test_overlap_and_the_step_discovery_sees_the_circuit():
             "run_id": "r",
             "step": [0, 10, 20, 30, 40, 50],
             "precision": [math.nan, 0.5, 0.9, 0.7, 0.85, 0.9],
+            "n_nodes": [math.nan, 9, 8, 7, 6, 5],
+            "n_fourier": 50,
+            "d_mlp": 100,  # chance precision 0.5: lifts n/a, 0, 0.8, 0.4, 0.7, 0.8
         }
     )
-    assert summary.sees_step(rows, 0.8) == {"r": 40.0}
-    assert math.isnan(summary.sees_step(rows.assign(precision=0.1), 0.8)["r"])
+    assert summary.precision_lift(rows).tolist()[1:] == pytest.approx([0, 0.8, 0.4, 0.7, 0.8])
+    assert summary.sees_step(rows, 0.6) == {"r": 40.0}
+    assert math.isnan(summary.sees_step(rows.assign(precision=0.55), 0.6)["r"])
+    assert summary.gate_step(rows) == {"r": 10.0}
 
 
 def test_a_bad_config_value_is_named_before_any_work(tmp_path):
