@@ -8,20 +8,13 @@ import numpy as np
 import pandas as pd
 
 from alignlab.explorer.panels import bars_panel, curves_panel
+from alignlab.figures.style import COLORS  # the paper's colour for each quantity
 
 LOSSES = {
     "train_loss": "train",
     "test_loss": "test",
     "restricted_loss": "restricted",
     "excluded_loss": "excluded",
-}
-COLORS = {
-    "train": "#0072B2",
-    "test": "#D55E00",
-    "restricted": "#009E73",
-    "excluded": "#CC79A7",
-    "W_E": "#0072B2",
-    "W_L": "#E69F00",
 }
 
 
