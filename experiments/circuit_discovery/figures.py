@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from alignlab.figures.style import house_style, legend_below, save, shade_phases
+from experiments.circuit_discovery.methods import staircase
 
 METHOD_COLORS = {"acdc": "#0072B2", "patching": "#555555", "eap": "#E69F00", "eap_ig": "#D55E00"}
 # Methods often draw the same curve: ACDC wide and pale underneath, patching dotted on top.
@@ -70,9 +71,9 @@ def _curve(ax, rows: pd.DataFrame, color: str, label: str, line) -> None:
     if rows.empty:
         return
     style, width, alpha = line
-    points = sorted(set(zip(rows.fpr, rows.tpr, strict=True)) | {(0.0, 0.0), (1.0, 1.0)})
-    x, y = np.array(points).T
-    ax.plot(x, y, style, color=color, label=label, lw=width, alpha=alpha)
+    # drawn as the staircase the AUC measures (methods.staircase_auc)
+    x, y = staircase(list(zip(rows.fpr, rows.tpr, strict=True)))
+    ax.plot(x, y, style, color=color, label=label, lw=width, alpha=alpha, drawstyle="steps-post")
 
 
 def auc_heatmap(auc: pd.DataFrame, out_dir: Path) -> None:

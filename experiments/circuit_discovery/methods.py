@@ -197,21 +197,26 @@ def score_roc(scores: dict[Edge, float], truth: set[Edge]) -> list[tuple[float, 
     return points
 
 
+def staircase(points: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC points with (0, 0) and (1, 1), sorted by false then true positive rate, the true
+    positive rate made non-decreasing (a point below an earlier one adds nothing)."""
+    curve = np.array(sorted(set(points) | {(0.0, 0.0), (1.0, 1.0)}))
+    return curve[:, 0], np.maximum.accumulate(curve[:, 1])
+
+
 def staircase_auc(points: list[tuple[float, float]]) -> float:
     """ACDC's ROC AUC (Conmy et al.'s code, `pessimistic_auc`): the points and (0, 0), (1, 1)
     sorted by false then true positive rate, the true positive rate made non-decreasing (a point
     below an earlier one adds nothing), and each rise counted from its false positive rate on:
     sum of (1 - fpr_i) x (rise at i). The published AUCs this experiment compares with are this."""
-    curve = np.array(sorted(set(points) | {(0.0, 0.0), (1.0, 1.0)}))
-    fpr, tpr = curve[:, 0], np.maximum.accumulate(curve[:, 1])
+    fpr, tpr = staircase(points)
     return float(np.sum((1 - fpr[1:]) * np.diff(tpr)))
 
 
 def trapezoid_auc(points: list[tuple[float, float]]) -> float:
     """Area under the same points joined by straight lines (for a score ranking with its every
     distinct score as a point this is the Mann-Whitney AUC, ties counting one half)."""
-    curve = np.array(sorted(set(points) | {(0.0, 0.0), (1.0, 1.0)}))
-    x, y = curve[:, 0], np.maximum.accumulate(curve[:, 1])
+    x, y = staircase(points)
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
 
 
