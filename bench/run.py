@@ -9,6 +9,8 @@ rule times      where the laptop scale's time goes (job time per experiment and 
 kill soak       20 SIGKILLs (half inside checkpoint writes), resumed to identical files (--soak)
 sweeps          runs per hour: sequential, side by side, vectorized (--sweeps; no target on CPU,
                 where stacking 4 seeds measured a 1.03-1.29x gain: it is reported, not judged)
+reward models   per RM size: train step, training and pool-scoring time of a laptop run, and
+                4 same-shape RMs stacked under vmap against 4 separate steps (--reward; reported)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import kill_soak  # noqa: E402
 import measures_time  # noqa: E402
+import reward_time  # noqa: E402
 import rule_times  # noqa: E402
 import step_time  # noqa: E402
 import sweep_throughput  # noqa: E402
@@ -32,7 +35,11 @@ WALL_TIME = Path("results") / "reproduce_laptop_seconds.txt"
 
 
 def targets(
-    steps: list[dict], measures: dict, soak: dict | None, sweeps: list[dict] | None = None
+    steps: list[dict],
+    measures: dict,
+    soak: dict | None,
+    sweeps: list[dict] | None = None,
+    reward: list[dict] | None = None,
 ) -> pd.DataFrame:
     # the faster of the fast trainer's two forms (on CPU the runs train eager: compiling does
     # not pay there, see the configs)
@@ -90,6 +97,16 @@ def targets(
                 None,
             )
         )
+    for row in reward or []:
+        rows.append(
+            (
+                f"reward model d_model {row['d_model']}: train + pool scoring of one laptop run",
+                "reported",
+                f"{row['train_s']:.0f} + {row['pool_scoring_s']:.0f} s; 4 stacked "
+                f"{row['stacking_speedup']:.2f}x",
+                None,
+            )
+        )
     return pd.DataFrame(rows, columns=["measurement", "target", "measured", "met"])
 
 
@@ -99,6 +116,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--soak", action="store_true", help="also run the 20-kill soak")
     parser.add_argument("--sweeps", action="store_true", help="also measure sweep throughput")
+    parser.add_argument("--reward", action="store_true", help="also profile the reward models")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     rules = rule_times.main(["--scale", "laptop"])  # first: where the time goes
@@ -108,7 +126,8 @@ def main() -> None:
     measures = measures_time.main(["--threads", str(args.threads)])
     soak = kill_soak.main([]) if args.soak else None
     sweeps = sweep_throughput.main([]) if args.sweeps else None
-    table = targets(steps, measures, soak, sweeps)
+    reward = reward_time.main(["--rounds", str(args.rounds)]) if args.reward else None
+    table = targets(steps, measures, soak, sweeps, reward)
     table.to_csv(RESULTS / "targets.csv", index=False)
     print("\ntargets")
     print(table.to_string(index=False))

@@ -17,6 +17,7 @@ loads into a TransformerLens 4.x bridge (`alignlab.bridge.to_bridge`).
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 
 import torch
 import torch.nn.functional as F
@@ -106,8 +107,10 @@ class Transformer(nn.Module):
         register_parameters(self, {name: params[name] for name in self._names})
 
     def p(self, name: str) -> torch.Tensor:
-        """The parameter with this TransformerLens name."""
-        return self.get_parameter(name)
+        """The parameter with this TransformerLens name. Read as an attribute, not through
+        `get_parameter` (which rejects plain tensors), so that `torch.func.functional_call` can
+        run the model on other weights (bench/reward_time.py stacks RMs that way)."""
+        return attrgetter(name)(self)
 
     def params(self) -> dict[str, torch.Tensor]:
         """Detached copies of the parameters under their TransformerLens names."""
