@@ -4,7 +4,12 @@ Every job's start, end, rule, wildcards, inputs and outputs are in the log Snake
 .snakemake/log/. From them: job time per experiment and rule, how busy the cores were, and the
 critical path: the chain of jobs, each needing the previous one's output, with the largest total
 time. The critical path bounds the wall time from below on any number of cores; the job time
-divided by the cores bounds it on this many.
+divided by the cores the run had (Snakemake logs them) bounds it on this many.
+
+Every job is a fresh Python process that imports its libraries before any work: the start floor
+(this interpreter importing Snakemake's script preamble, torch and pandas, timed here) times the
+number of jobs bounds what process starts cost, the share of the job time that more work per
+job (fewer, larger jobs) could save at most.
 
 .venv/bin/python bench/rule_times.py --scale laptop [--log .snakemake/log/<file>.log]
 """
@@ -14,6 +19,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +46,25 @@ def find_log(scale: str, log_dir: Path = LOG_DIR) -> Path | None:
             complete.append((path, int(done.group(1))))
     most = max((jobs for _, jobs in complete), default=0)
     return next((path for path, jobs in complete if 2 * jobs >= most), None)
+
+
+def provided_cores(path: Path) -> int | None:
+    """The cores Snakemake ran the DAG on, from its log ("Provided cores: N")."""
+    found = re.search(r"Provided cores: (\d+)", Path(path).read_text(errors="replace"))
+    return int(found.group(1)) if found else None
+
+
+START_IMPORTS = "import snakemake.script, torch, pandas"  # what a training job loads first
+
+
+def start_floor_s(repeats: int = 3) -> float:
+    """Best wall time of a fresh interpreter that imports what a torch job imports, and exits."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", START_IMPORTS], check=True)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def _experiment(rule: str, wildcards: dict) -> str:
@@ -127,18 +154,26 @@ def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", default="laptop")
     parser.add_argument("--log", type=Path, default=None)
-    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--cores", type=int, default=None, help="default: from the log")
     args = parser.parse_args(argv)
     log = args.log or find_log(args.scale)
     if log is None:
         print(f"no complete run of the {args.scale} scale under {LOG_DIR}: run the DAG first")
         return pd.DataFrame()
     jobs = parse_log(log)
-    s = summary(jobs, args.cores)
+    s = summary(jobs, args.cores or provided_cores(log) or 1)
     print(f"where the {args.scale} scale's time goes ({log})")
     print(
         f"wall {s['wall_s']:.0f} s; job time {s['job_s']:.0f} s on {s['cores']} cores "
-        f"({100 * s['busy_share']:.0f}% busy); critical path {s['critical_path_s']:.0f} s"
+        f"({100 * s['busy_share']:.0f}% busy); critical path {s['critical_path_s']:.0f} s; "
+        f"so no schedule beats {max(s['job_s'] / s['cores'], s['critical_path_s']):.0f} s on "
+        f"these cores, nor {s['critical_path_s']:.0f} s on any number"
+    )
+    floor = start_floor_s()
+    print(
+        f"process starts: {len(jobs)} jobs x {floor:.1f} s (`{START_IMPORTS}` here, now) = at "
+        f"most {len(jobs) * floor:.0f} s, {100 * len(jobs) * floor / s['job_s']:.0f}% of the "
+        f"job time"
     )
     by_experiment = jobs.groupby("experiment").seconds.agg(["count", "sum"])
     by_experiment["share"] = (100 * by_experiment["sum"] / s["job_s"]).round(1)

@@ -6,6 +6,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LOG = """\
 Command: .venv/bin/snakemake --config scale=laptop
+Provided cores: 16
 [Tue Dec  1 10:00:00 2026]
 localrule modular_dataset:
     output: data/modular/d.parquet
@@ -61,6 +62,7 @@ def test_jobs_experiments_busy_share_and_critical_path(tmp_path):
         rule_times.find_log("laptop", tmp_path) == log
         and rule_times.find_log("paper", tmp_path) is None
     )
+    assert rule_times.provided_cores(log) == 16  # the profile is for the cores the run had
     jobs = rule_times.parse_log(log).set_index("jobid")
     assert jobs.seconds.to_dict() == {"3": 2.0, "2": 60.0, "4": 38.0, "1": 10.0}
     assert jobs.experiment.to_dict() == {
