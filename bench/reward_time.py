@@ -22,12 +22,12 @@ Results: a table on stdout and bench/results/reward_time.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import statistics
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
@@ -107,7 +107,7 @@ def stacked_step(
     return step, stack
 
 
-def _median_ms(fn, reps: int) -> float:
+def _mean_ms(fn, reps: int) -> float:
     start = time.perf_counter()
     for _ in range(reps):
         fn()
@@ -134,8 +134,8 @@ def time_training(cfg, run: dict, batches, rounds: int) -> dict:
     k_singles(), stacked(both, eos)  # warm-up
     times = {"singles": [], "stacked": []}
     for _ in range(rounds):
-        times["singles"].append(_median_ms(k_singles, reps))
-        times["stacked"].append(_median_ms(lambda: stacked(both, eos), reps))
+        times["singles"].append(_mean_ms(k_singles, reps))
+        times["stacked"].append(_mean_ms(lambda: stacked(both, eos), reps))
     singles_ms, stacked_ms = (statistics.median(times[k]) for k in ("singles", "stacked"))
     return {
         "step_ms": singles_ms / MEMBERS,
@@ -191,19 +191,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"reward models, laptop config, 1 thread; pool scoring scaled from "
         f"{len(pool['eos'])} to {laptop_pool} samples; stacking: {MEMBERS} RMs under vmap"
     )
-    print(f"{'d_model':>7} {'steps':>6} {'ms/step':>8} {'stacked':>8} {'x':>6} "
-          f"{'train s':>8} {'score s':>8}")  # fmt: skip
-    for r in rows:
-        print(
-            f"{r['d_model']:>7} {r['train_steps']:>6} {r['step_ms']:>8.2f} "
-            f"{r['stacked_step_ms_per_member']:>8.2f} {r['stacking_speedup']:>6.2f} "
-            f"{r['train_s']:>8.1f} {r['pool_scoring_s']:>8.1f}"
-        )
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    table.to_csv(args.out, index=False)
     print(f"wrote {args.out}")
     return rows
 
