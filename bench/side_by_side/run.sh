@@ -24,3 +24,6 @@ ab reward32 $J/job_reward.py 32 -- $J/job_reward.py 32
 ab reward4 $J/job_reward.py 4 -- $J/job_reward.py 4
 ab llc $J/job_llc.py 20000 0.005 -- $J/job_llc.py 20000 0.005
 ab llcfrozen $J/job_llc.py 20000 0.0 -- $J/job_llc.py 20000 0.0
+for group in ensemble dm4 dm32; do  # a job per run vs one job per group
+  ab "$group" $J/job_group.py "$group" alone -- $J/job_group.py "$group" stacked
+done

@@ -68,6 +68,21 @@ def expand_ensemble(block: dict) -> tuple[dict[str, dict], dict[int, list[str]]]
     return runs, ensembles
 
 
+def train_groups(runs: dict[str, dict], vary: tuple[str, ...]) -> dict[str, list[str]]:
+    """{group id: [run ids]}: runs that differ only in the `vary` keys (their seeds) train
+    together as one stacked job (`alignlab.preference.stacked`): a sweep cell's seeds
+    (vary seed and data seed: each run keeps its own pairs) or an ensemble's members (vary the
+    init seed: they share their pairs). The oracle trains nothing and is in no group."""
+    groups: dict[str, list[str]] = {}
+    for rid, run in sorted(runs.items()):
+        if run["oracle"]:
+            continue
+        shared = {k: v for k, v in run.items() if k not in vary}
+        gid = f"dm{run['d_model']}-pairs{run['n_pairs']}-{config_hash(shared)}"
+        groups.setdefault(gid, []).append(rid)
+    return groups
+
+
 def expand_trained(block: dict) -> dict[str, dict]:
     """Every run the experiment trains: its sweeps' runs and oracle, and the ensemble members."""
     return {**expand_runs(block)[0], **expand_ensemble(block)[0]}

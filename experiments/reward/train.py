@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from alignlab.config import check_run
 from alignlab.integrity import read_verified
 from alignlab.preference.env import Env, EnvConfig, make_pairs, make_pool
 from alignlab.preference.model import n_params, score
+from alignlab.preference.stacked import train_stacked_rms
 from alignlab.preference.train import rm_config, train_rm
 from alignlab.provenance import provenance, write_json
 from alignlab.runtime import resolve_device
@@ -95,14 +97,10 @@ def load_scores(path: Path) -> np.ndarray:
     return _load_arrays(Path(path), SCORES_FORMAT)["proxy"].astype(np.float64)
 
 
-# ----- one run -------------------------------------------------------------------------------
-def _trained_proxy(
-    run: dict, env_dict: dict, pairs_path, run_dir: Path, device, pool: dict, gold: np.ndarray
-) -> tuple[np.ndarray, list[dict], dict]:
-    """Train the proxy RM and score the pool: (recentred proxy, train-log rows with the pool's
+# ----- one run ------------------------------------------------------------------------------
+def _scored(model, cfg, rows: list[dict], pool: dict, gold: np.ndarray):
+    """Score the pool with a trained proxy: (recentred proxy, train-log rows plus the pool's
     offset, proxy-gold correlation and proxy SD, provenance extras)."""
-    cfg = rm_config(run, env_dict)
-    model, rows = train_rm(run, cfg, load_pairs(pairs_path), run_dir, device)
     model = model.to("cpu")
     t1 = time.perf_counter()
     raw = score(model, pool["tokens"], pool["eos"]).numpy()
@@ -114,7 +112,7 @@ def _trained_proxy(
         f"proxy-gold correlation {corr:.3f}"
     )
     last = rows[-1]["step"]
-    rows += [
+    rows = rows + [
         {"step": last, "measure": "recentre_offset", "value": offset},
         {"step": last, "measure": "pool_proxy_gold_corr", "value": corr},
         {"step": last, "measure": "pool_proxy_sd", "value": float(proxy.std())},
@@ -131,6 +129,41 @@ def _bon_rows(curves: dict[str, np.ndarray], ns) -> list[dict]:
         for p in range(arr.shape[0])
         for j, n in enumerate(ns)
     ]
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where one run's outputs go (scores: ensemble members only)."""
+
+    log: Path
+    bon: Path
+    provenance: Path
+    scores: Path | None = None
+
+    @classmethod
+    def each(cls, logs, bons, provenances, scores) -> list[RunFiles]:
+        """Per run, from the lists of a rule's outputs."""
+        return [cls(*paths) for paths in zip(logs, bons, provenances, scores, strict=True)]
+
+
+def _write_run(run, proxy, rows, extra, pool, gold, analysis, files: RunFiles, info: dict):
+    """Best-of-n on the pool under `proxy`, then the run's files; `info` goes to provenance."""
+    rows = rows + [{"step": 0, "measure": "n_params", "value": float(extra["n_params"])}]
+    ns = n_grid(analysis["n_max"], analysis["per_octave"])
+    curves = bon_curves(proxy, gold, pool["prompt_id"], ns)
+    pd.DataFrame(_bon_rows(curves, ns)).to_parquet(files.bon, index=False)
+    if files.scores is not None:
+        save_scores(proxy, files.scores, run)
+    pd.DataFrame(rows, columns=["step", "measure", "value"]).to_parquet(files.log, index=False)
+    mean_gold = curves["gold"].mean(0)
+    print("gold by n:", " ".join(f"{n}:{g:.2f}" for n, g in zip(ns, mean_gold, strict=True)))
+    write_json(provenance(run, **info, **extra), files.provenance)
+
+
+def _load_pool(pool_path) -> tuple[dict, np.ndarray]:
+    """The pool and its gold recentred so that the base sampler scores 0."""
+    pool = load_pool(pool_path)
+    return pool, pool["gold"] - pool["gold"].mean()
 
 
 def run_experiment(
@@ -153,25 +186,48 @@ def run_experiment(
     (out_scores, for ensemble members) the recentred proxy of every pool sample.
     """
     check_run(run, run_dir, fallback="reward")  # before any file is written
-    run_dir = Path(run_dir)
     device = resolve_device(run["device"])
-    pool = load_pool(pool_path)
-    gold = pool["gold"] - pool["gold"].mean()
+    pool, gold = _load_pool(pool_path)
     t0 = time.perf_counter()
     if run["oracle"]:
-        proxy, rows = gold.copy(), []
-        extra = {"n_params": 0}
+        proxy, rows, extra = gold.copy(), [], {"n_params": 0}
     else:
-        proxy, rows, extra = _trained_proxy(run, env_dict, pairs_path, run_dir, device, pool, gold)
-    rows.append({"step": 0, "measure": "n_params", "value": float(extra["n_params"])})
-    ns = n_grid(analysis["n_max"], analysis["per_octave"])
-    curves = bon_curves(proxy, gold, pool["prompt_id"], ns)
-    pd.DataFrame(_bon_rows(curves, ns)).to_parquet(out_bon, index=False)
-    if out_scores is not None:
-        save_scores(proxy, out_scores, run)
-    pd.DataFrame(rows, columns=["step", "measure", "value"]).to_parquet(out_log, index=False)
-    mean_gold = curves["gold"].mean(0)
-    print("gold by n:", " ".join(f"{n}:{g:.2f}" for n, g in zip(ns, mean_gold, strict=True)))
-    write_json(
-        provenance(run, device, threads, seconds=time.perf_counter() - t0, **extra), out_provenance
+        cfg = rm_config(run, env_dict)
+        model, rows = train_rm(run, cfg, load_pairs(pairs_path), Path(run_dir), device)
+        proxy, rows, extra = _scored(model, cfg, rows, pool, gold)
+    files = RunFiles(Path(out_log), Path(out_bon), Path(out_provenance), out_scores)
+    info = {"device": device, "threads": threads, "seconds": time.perf_counter() - t0}
+    _write_run(run, proxy, rows, extra, pool, gold, analysis, files, info)
+
+
+def run_group(
+    runs: list[dict],
+    env_dict: dict,
+    analysis: dict,
+    pairs_paths: list,
+    pool_path,
+    group_dir,
+    run_dirs,
+    files: list[RunFiles],
+    threads: int = 1,
+) -> None:
+    """Runs that differ only in their seeds (a sweep cell's seeds, each on its own pairs; an
+    ensemble's members, on one pairs file) trained together (`alignlab.preference.stacked`:
+    each run's step is the step it takes alone); then each scores the pool and gets the files
+    `run_experiment` writes (files[k].scores: its pool scores, for ensemble members)."""
+    for run, run_dir in zip(runs, run_dirs, strict=True):  # before any file is written
+        check_run(run, run_dir, fallback="reward")
+    device = resolve_device(runs[0]["device"])
+    pool, gold = _load_pool(pool_path)
+    cfg = rm_config(runs[0], env_dict)
+    loaded = {str(path): load_pairs(path) for path in dict.fromkeys(map(str, pairs_paths))}
+    pairs = [loaded[str(path)] for path in pairs_paths]
+    t0 = time.perf_counter()
+    trained = train_stacked_rms(
+        runs, cfg, pairs, Path(group_dir), [Path(d) for d in run_dirs], device
     )
+    for run, (model, rows), own in zip(runs, trained, files, strict=True):
+        proxy, rows, extra = _scored(model, cfg, rows, pool, gold)
+        info = {"device": device, "threads": threads, "trained_together": len(runs)}
+        info["seconds"] = time.perf_counter() - t0  # the group's training and scoring so far
+        _write_run(run, proxy, rows, extra, pool, gold, analysis, own, info)

@@ -26,7 +26,7 @@ trainer's own values; a `finished` run is not trained further on a rerun.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from alignlab import checkpoints as ckpt
 from alignlab.provenance import write_json
-from alignlab.repair import trusted_resume
+from alignlab.repair import start_afresh, trusted_resume
 
 RESUME_FILE = "resume.safetensors"
 
@@ -153,6 +153,27 @@ def run_loop(
             progress.step += 1
             bar.update()
     return progress
+
+
+def split_stacked(group_dir: Path, run_dirs: Sequence[Path], steps_of: Sequence[set[int]]) -> None:
+    """For a trainer of R stacked runs (its weights [R, ...], model config with "stacked_runs"):
+    each run's weights checkpoints, sliced from the group's stacked ones at the steps of its own
+    log (`steps_of[r]`), into its own folder in the single-run layout; then the stacked
+    checkpoints are removed (a rerun of a finished group whose checkpoints are gone trains it
+    afresh, as `trusted_resume` cannot verify them)."""
+    for run_dir in run_dirs:
+        start_afresh(run_dir)  # nothing an earlier run left may mix in
+    stacked_files = ckpt.list_checkpoints(Path(group_dir) / "checkpoints")
+    for step, path in stacked_files:
+        stacked, _, model = ckpt.load_weights(path)
+        model = {k: v for k, v in model.items() if k != "stacked_runs"}
+        for r, run_dir in enumerate(run_dirs):
+            if step in steps_of[r]:
+                weights = {name: value[r].clone() for name, value in stacked.items()}
+                target = ckpt.step_path(Path(run_dir) / "checkpoints", step)
+                ckpt.save_weights(weights, target, step, model)
+    for _, path in stacked_files:
+        path.unlink()
 
 
 def write_outputs(run_dir: Path, log: pd.DataFrame, provenance: dict) -> None:

@@ -109,7 +109,7 @@ class Transformer(nn.Module):
     def p(self, name: str) -> torch.Tensor:
         """The parameter with this TransformerLens name. Read as an attribute, not through
         `get_parameter` (which rejects plain tensors), so that `torch.func.functional_call` can
-        run the model on other weights (bench/reward_time.py stacks RMs that way)."""
+        run the model on other weights (as `alignlab.preference.stacked` does)."""
         return attrgetter(name)(self)
 
     def params(self) -> dict[str, torch.Tensor]:

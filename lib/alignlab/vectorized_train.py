@@ -4,10 +4,11 @@ The group is one `Trainer`: its state is the stacked parameters [R, ...], the ve
 moments and step counts, and which runs are still active; so it checkpoints, stops and resumes
 exactly as a single run does (a killed group continues from its last verified resume state).
 The loop runs in the group's own folder, where the checkpoints hold the stacked weights. Once the
-group has finished, `split_group` writes each run's files in the single-run layout (train log,
-weights checkpoints, provenance) into the run's own folder, so everything downstream reads a
-grouped run exactly as a run trained alone, and the stacked checkpoints are removed (a rerun of
-a finished group whose checkpoints are gone trains it afresh).
+group has finished, each run's files are written in the single-run layout (train log, weights
+checkpoints by `alignlab.loop.split_stacked`, provenance) into the run's own folder, so
+everything downstream reads a grouped run exactly as a run trained alone, and the stacked
+checkpoints are removed (a rerun of a finished group whose checkpoints are gone trains it
+afresh).
 
 Early stop is per run, as in `alignlab.train`: once a run's test accuracy has held at or above
 early_stop_acc for early_stop_patience steps it is frozen (masked) and its log ends there; the
@@ -25,14 +26,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from alignlab import checkpoints as ckpt
 from alignlab.config import check_run
 from alignlab.data import ModularDataset, load_dataset
-from alignlab.loop import run_loop, write_outputs
+from alignlab.loop import run_loop, split_stacked, write_outputs
 from alignlab.models import ModelConfig, init_params
 from alignlab.modular import model_config, train_config
 from alignlab.provenance import code_version, config_hash, provenance
-from alignlab.repair import start_afresh
 from alignlab.runtime import configure_torch, resolve_device
 from alignlab.train import TrainConfig, TrainingDiverged, checkpoint_schedule
 from alignlab.vectorized import (
@@ -147,24 +146,6 @@ def run_logs(log: list[dict], n_runs: int) -> list[pd.DataFrame]:
     return frames
 
 
-def split_group(group_dir: Path, run_dirs: Sequence[Path], frames: list[pd.DataFrame]) -> None:
-    """Each run's weights checkpoints (sliced from the group's stacked ones, at the steps of its
-    own log) into its own folder; then the stacked checkpoints are removed."""
-    for run_dir in run_dirs:
-        start_afresh(run_dir)  # nothing an earlier run left may mix in
-    steps_of = [set(frame.step.astype(int)) for frame in frames]
-    for step, path in ckpt.list_checkpoints(Path(group_dir) / "checkpoints"):
-        stacked, _, model = ckpt.load_weights(path)
-        model = {k: v for k, v in model.items() if k != "stacked_runs"}
-        for r, run_dir in enumerate(run_dirs):
-            if step in steps_of[r]:
-                weights = {name: value[r].clone() for name, value in stacked.items()}
-                target = ckpt.step_path(Path(run_dir) / "checkpoints", step)
-                ckpt.save_weights(weights, target, step, model)
-    for _, path in ckpt.list_checkpoints(Path(group_dir) / "checkpoints"):
-        path.unlink()
-
-
 def train_vectorized(
     model_cfg: ModelConfig,
     tcs: Sequence[TrainConfig],
@@ -188,7 +169,7 @@ def train_vectorized(
     progress = run_loop(trainer, Path(group_dir), fingerprint, schedule, tcs[0].steps)
     frames = run_logs(progress.log, len(tcs))
     if run_dirs is not None:
-        split_group(group_dir, run_dirs, frames)
+        split_stacked(group_dir, run_dirs, [set(f.step.astype(int)) for f in frames])
         timing = {**progress.timing(), "runs_together": len(tcs)}
         for r, run_dir in enumerate(run_dirs):
             config = identity[r] if run_configs is not None else {"seed": tcs[r].seed}

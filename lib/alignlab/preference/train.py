@@ -70,35 +70,74 @@ def eval_steps(steps: int, n_evals: int) -> list[int]:
     return sorted({0, *grid.tolist(), steps})
 
 
+class BatchOrder:
+    """A run's batches: a fresh permutation of its training pairs each epoch, drawn from the
+    run's own generator (seeded by the run's seed), so the batches a run sees do not depend on
+    what else trains beside it."""
+
+    def __init__(self, n_train: int, seed: int):
+        self.n_train = n_train
+        self.gen = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(n_train, generator=self.gen)
+        self.cursor = 0
+
+    def next(self, size: int) -> torch.Tensor:
+        """The indices of the next batch of `size` pairs."""
+        if self.cursor + size > self.n_train:
+            self.order, self.cursor = torch.randperm(self.n_train, generator=self.gen), 0
+        idx = self.order[self.cursor : self.cursor + size]
+        self.cursor += size
+        return idx
+
+    def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        return {f"{prefix}batch_rng": self.gen.get_state(), f"{prefix}batch_order": self.order}
+
+    def load(self, tensors: dict[str, torch.Tensor], cursor: int, prefix: str = "") -> None:
+        self.gen.set_state(tensors[f"{prefix}batch_rng"])
+        self.order, self.cursor = tensors[f"{prefix}batch_order"], cursor
+
+
+def pair_batch(train: dict[str, torch.Tensor], idx: torch.Tensor):
+    """(tokens [2 * batch, seq], eos [2 * batch]) of the pairs `idx`: chosen rows, then rejected."""
+    both = torch.cat([train["chosen"][idx], train["rejected"][idx]])
+    eos = torch.cat([train["chosen_eos"][idx], train["rejected_eos"][idx]])
+    return both, eos
+
+
+@torch.no_grad()
+def evaluate_rm(model: RewardModel, test, running: list[dict], device) -> dict[str, float]:
+    """The log entry at an evaluation: TRL's metrics on the held-out pairs (`eval_*`) and the
+    mean of the training batches' metrics since the last evaluation (`train_*`)."""
+    model.eval()
+    test = {k: v.to(device) for k, v in test.items()}
+    rc = model(test["chosen"], test["chosen_eos"])
+    rr = model(test["rejected"], test["rejected_eos"])
+    model.train()
+    entry = {f"eval_{name}": value for name, value in pair_metrics(rc, rr).items()}
+    for name in running[0] if running else []:
+        entry[f"train_{name}"] = float(np.mean([r[name] for r in running]))
+    return entry
+
+
 class RMTrainer:
-    """`alignlab.loop.Trainer` for a reward model: AdamW on batches of a fresh permutation each
-    epoch (drawn from the run's own generator); evaluation on the held-out pairs plus the mean
-    of the training batches' metrics since the last evaluation."""
+    """`alignlab.loop.Trainer` for a reward model: AdamW on batches of a `BatchOrder`;
+    evaluation by `evaluate_rm`."""
 
     def __init__(self, run: dict, cfg: RMConfig, train, test, evals: set[int], device):
         self.run, self.train, self.test, self.evals, self.device = run, train, test, evals, device
         self.model_config = cfg.to_dict()
-        self.n_train = len(train["chosen_eos"])
-        torch.manual_seed(run["seed"])
         self.model = RewardModel(cfg, init_params(cfg, run["seed"])).to(device)
         self.opt = optim.AdamW(
             self.model.parameters(), lr=run["lr"], weight_decay=run["weight_decay"]
         )
-        self.gen = torch.Generator().manual_seed(run["seed"])
-        self.order = torch.randperm(self.n_train, generator=self.gen)
-        self.cursor = 0
+        self.batches = BatchOrder(len(train["chosen_eos"]), run["seed"])
         self.running: list[dict] = []  # training-batch metrics since the last evaluation
 
     def step(self, step: int) -> None:
         if step in self.evals:  # evaluated at this step: a new running mean starts
             self.running = []
-        size = self.run["batch_size"]
-        if self.cursor + size > self.n_train:
-            self.order, self.cursor = torch.randperm(self.n_train, generator=self.gen), 0
-        idx = self.order[self.cursor : self.cursor + size]
-        self.cursor += size
-        both = torch.cat([self.train["chosen"][idx], self.train["rejected"][idx]])
-        eos = torch.cat([self.train["chosen_eos"][idx], self.train["rejected_eos"][idx]])
+        idx = self.batches.next(self.run["batch_size"])
+        both, eos = pair_batch(self.train, idx)
         r = self.model(both.to(self.device), eos.to(self.device))
         rc, rr = r[: len(idx)], r[len(idx) :]
         loss = -F.logsigmoid(rc - rr).mean()
@@ -110,16 +149,7 @@ class RMTrainer:
         self.running.append(pair_metrics(rc.detach(), rr.detach()))
 
     def evaluate(self, step: int) -> dict[str, float]:
-        self.model.eval()
-        with torch.no_grad():
-            test = {k: v.to(self.device) for k, v in self.test.items()}
-            rc = self.model(test["chosen"], test["chosen_eos"])
-            rr = self.model(test["rejected"], test["rejected_eos"])
-        self.model.train()
-        entry = {f"eval_{name}": value for name, value in pair_metrics(rc, rr).items()}
-        for name in self.running[0] if self.running else []:
-            entry[f"train_{name}"] = float(np.mean([r[name] for r in self.running]))
-        return entry
+        return evaluate_rm(self.model, self.test, self.running, self.device)
 
     def weights(self) -> dict[str, torch.Tensor]:
         return self.model.params()
@@ -128,21 +158,20 @@ class RMTrainer:
         return False
 
     def resume_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = training_state(self.model.params(), self.opt)
-        return tensors | {"batch_rng": self.gen.get_state(), "batch_order": self.order}
+        return training_state(self.model.params(), self.opt) | self.batches.tensors()
 
     def resume_extra(self) -> dict:
         groups = optimizer_state_tensors(self.opt)[1]
-        return {"param_groups": groups, "cursor": self.cursor, "running": self.running}
+        return {"param_groups": groups, "cursor": self.batches.cursor, "running": self.running}
 
     def load(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
         load_training_state(self.model, self.opt, tensors, extra["param_groups"])
-        self.gen.set_state(tensors["batch_rng"])
-        self.order, self.cursor = tensors["batch_order"], extra["cursor"]
+        self.batches.load(tensors, extra["cursor"])
         self.running = extra["running"]
 
 
-def _data_digest(*splits: dict[str, torch.Tensor]) -> str:
+def data_digest(*splits: dict[str, torch.Tensor]) -> str:
+    """Short hash of the pairs a run trains and evaluates on (part of its fingerprint)."""
     digest = hashlib.sha256()
     for split in splits:
         for name in sorted(split):
@@ -150,30 +179,41 @@ def _data_digest(*splits: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
+def schedule(run: dict, n_train: int) -> tuple[int, list[int]]:
+    """(steps, evaluation steps): `epochs` passes over the training pairs, at least
+    `min_steps`, evaluated (and checkpointed) at `n_evals` log-spaced steps."""
+    steps = max(run["min_steps"], int(math.ceil(run["epochs"] * n_train / run["batch_size"])))
+    return steps, eval_steps(steps, run["n_evals"])
+
+
+def log_rows(log: list[dict]) -> list[dict]:
+    """The loop's log entries as tidy rows [step, measure, value]."""
+    return [
+        {"step": entry["step"], "measure": measure, "value": value}
+        for entry in log
+        for measure, value in entry.items()
+        if measure != "step"
+    ]
+
+
 def train_rm(run: dict, cfg: RMConfig, pairs, run_dir: Path, device: torch.device):
     """Train (`RMTrainer` on `alignlab.loop`: checkpoints at the evaluation steps, a resume state
     at each, exact resume); returns (model, tidy log rows [step, measure, value])."""
     train, test = split_pairs(pairs, run["n_pairs"], run["heldout_frac"])
     n_train = len(train["chosen_eos"])
-    steps = max(run["min_steps"], int(math.ceil(run["epochs"] * n_train / run["batch_size"])))
-    evals = eval_steps(steps, run["n_evals"])
+    steps, evals = schedule(run, n_train)
     print(
         f"RM {n_params(cfg)} params, {n_train} train / {len(test['chosen_eos'])} held-out "
         f"pairs, {steps} steps of batch {run['batch_size']}"
     )
     fingerprint = config_hash(
-        {"run": run, "model": cfg.to_dict(), "data": _data_digest(train, test),
+        {"run": run, "model": cfg.to_dict(), "data": data_digest(train, test),
          "device": str(device), "code": code_version(__name__)}
     )  # fmt: skip
     trainer = RMTrainer(run, cfg, train, test, set(evals), device)
     t0 = time.perf_counter()
     progress = run_loop(trainer, Path(run_dir), fingerprint, evals, steps)
-    rows = [
-        {"step": entry["step"], "measure": measure, "value": value}
-        for entry in progress.log
-        for measure, value in entry.items()
-        if measure != "step"
-    ]
+    rows = log_rows(progress.log)
     print(
         f"trained in {time.perf_counter() - t0:.1f} s; held-out accuracy "
         f"{[r['value'] for r in rows if r['measure'] == 'eval_accuracy'][-1]:.3f}"
