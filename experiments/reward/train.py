@@ -1,6 +1,8 @@
 """The reward experiment's runs: its datasets (pairs, the best-of-n pool, ensemble members'
-scores) and one run: a proxy reward model trained on gold-labelled pairs (TRL style,
-`alignlab.preference.train`), then best-of-n on the pool.
+scores) and its runs: a proxy reward model trained on gold-labelled pairs (TRL style,
+`alignlab.preference.train`), then best-of-n on the pool. `run_group` trains the runs that
+differ only in their seeds together (`alignlab.preference.stacked`), `run_experiment` one run
+alone (the oracle, or any run by hand); both write the same files per run.
 
 After training the proxy is recentred so that the base sampler (the pool, which is base samples)
 scores 0 on average; gold is recentred the same way.
