@@ -43,10 +43,6 @@ RW_RUN_DIRS = {rid: f"{RW_OUT}/runs/{rid}" for rid in RW_IDS} | {
 RW_ALL_IDS = sorted(RW_RUN_DIRS)
 
 
-def rw_pairs_path(wc):
-    return f"data/reward/pairs-{RW_RUN_PAIRS[wc.run_id]}.safetensors"
-
-
 rule reward_pool:
     output:
         f"data/reward/pool-{RW_POOL_ID}.safetensors",
@@ -79,7 +75,6 @@ rule reward_oracle:
     """The oracle control: proxy = gold (nothing to train), best-of-n on the pool."""
     input:
         pool=f"data/reward/pool-{RW_POOL_ID}.safetensors",
-        pairs=rw_pairs_path,
     output:
         log=f"{RW_OUT}/runs/{{run_id}}/train_log.parquet",
         bon=f"{RW_OUT}/runs/{{run_id}}/bon.parquet",
@@ -97,7 +92,7 @@ rule reward_oracle:
         run_dir=lambda wc: f"{RW_OUT}/runs/{wc.run_id}",
         code=code("experiments.reward.train"),
     script:
-        "scripts/train.py"
+        "scripts/oracle.py"
 
 
 # Every RM trains in a group of runs that differ only in their seeds: a sweep cell's seeds (each

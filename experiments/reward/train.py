@@ -181,7 +181,8 @@ def run_experiment(
     threads: int = 1,
     out_scores=None,
 ) -> None:
-    """Train one proxy RM (or take gold itself for the oracle), then best-of-n on the pool.
+    """Train one proxy RM on the pairs at `pairs_path` (or take gold itself for the oracle, which
+    reads no pairs), then best-of-n on the pool.
 
     Writes train_log.parquet [step, measure, value], bon.parquet [n, d, prompt, measure, value]
     with measure gold / proxy (both recentred so the base sampler scores 0), provenance.json, and

@@ -8,12 +8,11 @@ with job(sm):
         sm.params.run,
         sm.params.env,
         sm.params.analysis,
-        sm.input.pairs,
+        None,  # the oracle reads no pairs
         sm.input.pool,
         sm.params.run_dir,
         sm.output.log,
         sm.output.bon,
         sm.output.provenance,
         threads=sm.threads,
-        out_scores=sm.output.get("scores"),  # ensemble members only
     )
