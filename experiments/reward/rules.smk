@@ -79,10 +79,10 @@ rule reward_oracle:
         log=f"{RW_OUT}/runs/{{run_id}}/train_log.parquet",
         bon=f"{RW_OUT}/runs/{{run_id}}/bon.parquet",
         provenance=f"{RW_OUT}/runs/{{run_id}}/provenance.json",
-    wildcard_constraints:
-        run_id="oracle-[0-9a-f]+",
     log:
         f"{RW_OUT}/logs/oracle/{{run_id}}.log",
+    wildcard_constraints:
+        run_id="oracle-[0-9a-f]+",
     resources:
         mem_mb=3000,
     params:
