@@ -9,7 +9,7 @@ pre-LN, batch 64 pairs), on pairs and pool samples drawn from its environment:
 - stacked:      the ensemble members' case (K = 4 RMs of one shape on one pairs file, each its
                 own batches): K `RMTrainer` steps against one step of the K stacked under
                 torch.func.vmap (`alignlab.preference.stacked.StackedRMTrainer`, which the
-                reward_members jobs run), the same work (tests/test_stacked_rm.py). torch 2.13
+                reward_train_group jobs run), the same work (tests/test_stacked_rm.py). torch 2.13
                 has no vmap batching rule for the CPU attention kernel, so vmap runs that one
                 op per member. Timed alternating in one process, median of rounds.
 Results: a table on stdout and bench/results/reward_time.csv.

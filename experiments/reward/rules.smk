@@ -105,6 +105,7 @@ rule reward_oracle:
 RW_GROUPS = train_groups(RW_RUNS, vary=("seed", "data_seed")) | train_groups(
     RW_MEMBERS, vary=("seed",)
 )
+RW_TRAINED = RW_RUNS | RW_MEMBERS  # run id -> run, for every run a group trains
 for _i, (_gid, _ids) in enumerate(sorted(RW_GROUPS.items())):
     _dirs = [RW_RUN_DIRS[rid] for rid in _ids]
 
@@ -115,10 +116,11 @@ for _i, (_gid, _ids) in enumerate(sorted(RW_GROUPS.items())):
             pool=f"data/reward/pool-{RW_POOL_ID}.safetensors",
             pairs=[f"data/reward/pairs-{RW_RUN_PAIRS[rid]}.safetensors" for rid in _ids],
         output:
+            # each run's checkpoints live beside these, not declared (see modular_train)
             logs=[f"{d}/train_log.parquet" for d in _dirs],
             bon=[f"{d}/bon.parquet" for d in _dirs],
             provenance=[f"{d}/provenance.json" for d in _dirs],
-            scores=[f"{d}/scores.safetensors" for d in _dirs if "/ensemble/" in d],
+            scores=[f"{RW_RUN_DIRS[r]}/scores.safetensors" for r in _ids if r in RW_MEMBERS],
         log:
             f"{RW_OUT}/logs/train_group/{_gid}.log",
         benchmark:
@@ -128,7 +130,7 @@ for _i, (_gid, _ids) in enumerate(sorted(RW_GROUPS.items())):
             runtime=lambda wc: 240 if SCALE == "paper" else 20,
             gpu=lambda wc: 1 if SCALE == "paper" else 0,
         params:
-            runs=[(RW_RUNS | RW_MEMBERS)[rid] for rid in _ids],
+            runs=[RW_TRAINED[rid] for rid in _ids],
             env=RW["env"],
             analysis=RW["analysis"],
             run_dirs=_dirs,
